@@ -1,0 +1,11 @@
+/* The subcommands of `ondev`. Each takes the arguments after its name
+ * (argv[0] is the subcommand) and returns the process exit status:
+ * 0 success, 1 failure of the experiment or a regression, 2 bad usage or
+ * unusable input. */
+#ifndef ONDEV_HARNESS_COMMANDS_H
+#define ONDEV_HARNESS_COMMANDS_H
+
+int od_cmd_run(int argc, char **argv);
+int od_cmd_privacy(int argc, char **argv);
+
+#endif
