@@ -1,0 +1,62 @@
+/* The workload registry. A workload is a dataset together with the model
+ * trained on it: "fmnist-mlp", "fmnist-cnn", ... The harness looks one up by
+ * the name given in the configuration, loads its data, builds its model and
+ * reports the metrics it names.
+ *
+ * Adding a workload: write its loader and model builder in workloads/, then
+ * add one entry to the table in workloads/workload.c. */
+#ifndef ONDEV_WORKLOADS_WORKLOAD_H
+#define ONDEV_WORKLOADS_WORKLOAD_H
+
+#include "engine/model.h"
+#include "workloads/dataset.h"
+
+typedef struct od_workload_opts {
+    /* Where the data lives; NULL or "" for the workload's default (which an
+     * environment variable may override, e.g. ONDEV_FMNIST_DIR). */
+    const char *data_dir;
+    /* Keep only the first n training / test samples; 0 keeps all. For
+     * quick runs and tests. */
+    int train_subset;
+    int test_subset;
+    /* Seed of generated data (synthetic workloads); loaders of fixed data
+     * ignore it. */
+    uint64_t seed;
+} od_workload_opts;
+
+typedef struct od_workload od_workload;
+
+struct od_workload {
+    const char *name;          /* "fmnist-cnn" */
+    const char *description;   /* one line for `ondev` listings */
+    const char *data_source;   /* where the data comes from, with a reference */
+    const char *metrics;       /* what a run reports, e.g. "accuracy, loss" */
+    /* One sample as the model sees it, without the batch dimension:
+     * (1, 28, 28) for Fashion-MNIST. */
+    int sample_ndim;
+    int sample_dims[OD_DATASET_MAX_DIMS];
+    int labels_per_sample;
+    int num_classes;
+    /* Fill train and test; on failure both are empty and the message says
+     * what to do (e.g. which package to install). */
+    od_status (*load)(const od_workload_opts *opts, od_dataset *train,
+                      od_dataset *test);
+    /* Build the model with parameters allocated from ctx->arena but not yet
+     * initialised (call od_model_init). Input (N, sample_dims...), output
+     * logits (N, num_classes) or (N, T, num_classes) for sequence labels. */
+    od_status (*build_model)(od_ctx *ctx, od_model **out);
+};
+
+/* Defaults: the workload's own data directory, all samples, seed 0. */
+void od_workload_opts_init(od_workload_opts *opts);
+
+int od_workload_count(void);
+/* i in [0, od_workload_count()). */
+const od_workload *od_workload_at(int i);
+/* NULL when no workload has that name. */
+const od_workload *od_workload_find(const char *name);
+/* As od_workload_find, but an unknown name returns OD_ERR_INVALID with a
+ * message listing the known ones. */
+od_status od_workload_lookup(const char *name, const od_workload **out);
+
+#endif
