@@ -7,5 +7,6 @@
 
 int od_cmd_run(int argc, char **argv);
 int od_cmd_privacy(int argc, char **argv);
+int od_cmd_workloads(int argc, char **argv);
 
 #endif

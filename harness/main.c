@@ -1,2 +1,4 @@
-#include <stdio.h>
-int main(void) { fprintf(stderr, "ondev: not built yet\n"); return 1; }
+/* The `ondev` program: everything lives in the harness library. */
+#include "harness/cli.h"
+
+int main(int argc, char **argv) { return od_main(argc, argv); }
