@@ -62,6 +62,9 @@ struct od_layer {
     char name[32];                   /* "fc1", "conv2", ... */
     od_param *params[OD_LAYER_MAX_PARAMS];
     int nparams;
+    int index;                       /* position in its model (set by
+                                        od_model_add; 0 when standalone):
+                                        seeds dropout masks */
 };
 
 /* ---- Layer constructors (engine/layers/) ---------------------------------
@@ -128,6 +131,10 @@ od_status od_model_forward(od_model *m, const od_tensor *x, int training,
                            od_tensor *out);
 /* Backward from the gradient of the last forward's output. */
 od_status od_model_backward(od_model *m, const od_tensor *dout);
+/* As od_model_backward, and also allocates (activations) and writes the
+ * gradient of the last forward's input into dx when dx is not NULL. */
+od_status od_model_backward_input(od_model *m, const od_tensor *dout,
+                                  od_tensor *dx);
 void od_model_zero_grad(od_model *m);
 
 /* Mean softmax cross-entropy of logits (..., classes) against labels (one per
