@@ -318,6 +318,11 @@ int od_cmd_privacy(int argc, char **argv)
                     "not a proven bound for fixed-size shuffled batches (see "
                     "docs/privacy.md)");
 
+    if (a->params.accountant == OD_ACCOUNTANT_PLD && a->params.delta < 1e-12)
+        od_log_warn("privacy: the PLD accountant is accurate for delta >= "
+                    "1e-12; for delta %g use --accountant rdp",
+                    a->params.delta);
+
     od_privacy_result r;
     od_status st;
     double sigma = a->params.noise_multiplier;
