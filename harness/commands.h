@@ -7,6 +7,9 @@
 
 int od_cmd_run(int argc, char **argv);
 int od_cmd_privacy(int argc, char **argv);
+int od_cmd_devices(int argc, char **argv);
 int od_cmd_workloads(int argc, char **argv);
+int od_cmd_report(int argc, char **argv);
+int od_cmd_compare(int argc, char **argv);
 
 #endif
