@@ -37,6 +37,12 @@ static const od__command od__commands[] = {
      "the differential-privacy accountant on its own", 0},
     {"workloads", od_cmd_workloads, "workloads [partition --set k=v...]",
      "list the workloads, or split one across federated clients", 0},
+    {"devices", od_cmd_devices, "devices [NAME]",
+     "list the emulated phone profiles, or show one with sources", 0},
+    {"report", od_cmd_report, "report RESULTS [--out DIR]",
+     "plots and an HTML/Markdown report from stored results", 0},
+    {"compare", od_cmd_compare, "compare BASE NEW [--junit FILE]",
+     "regression check of two results against tolerances", 0},
     {"config", od__cmd_config, "config [--markdown]",
      "the configuration keys as YAML or as a Markdown table", 1},
 };

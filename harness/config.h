@@ -64,7 +64,44 @@
       "training memory limit, e.g. 512MiB or 2GB (0: unlimited)")             \
     X(checkpoint, STR, "", "", "file to save the model to at the end")        \
     X(resume, STR, "", "", "checkpoint file to load before training")         \
-    X(data_dir, STR, "", "", "dataset directory (empty: the workload's)")
+    X(data_dir, STR, "", "", "dataset directory (empty: the workload's)")    \
+    X(device, STR, "", "",                                                    \
+      "emulated phone profile (`ondev devices` lists them; empty: none)")    \
+    X(ambient_c, FLOAT, "25", "(-40, 80)", "device: ambient temperature, C") \
+    X(governor, ENUM, "pid", "pid|step_wise|none", "device: thermal governor")\
+    X(placement, STR, "big", "", "device: a cluster name, big, or all")       \
+    X(device_threads, INT, "0", "[0, 64]",                                    \
+      "device: cores used on the placed cluster (0: all)")                    \
+    X(battery_start_pct, FLOAT, "100", "(0, 100]", "device: initial charge")  \
+    X(battery_model, ENUM, "linear", "linear|kibam", "device: battery model") \
+    X(stop_below_pct, FLOAT, "0", "[0, 100)",                                 \
+      "device: stop when the charge falls below this (0: never)")             \
+    X(charging, BOOL, "false", "", "device: plugged in")                      \
+    X(only_while_charging, BOOL, "false", "", "device: train only plugged in")\
+    X(charge_current_ma, FLOAT, "0", "[0, 100000]",                           \
+      "device: net charging current (0: the profile's)")                      \
+    X(pause_skin_c, FLOAT, "0", "[0, 100]",                                   \
+      "device: pause while the skin is above this (0: never)")                \
+    X(max_freq_khz, FLOAT, "0", "[0, 100000000]",                             \
+      "device: frequency cap on every cluster (0: none)")                     \
+    X(pace, ENUM, "virtual", "virtual|realtime",                              \
+      "device: realtime sleeps so wall time follows emulated time")           \
+    X(dp, BOOL, "false", "",                                                  \
+      "train with DP-SGD (per-example clipping, noise)")                      \
+    X(clip_norm, FLOAT, "1", "(0, 1e6]",                                      \
+      "DP: per-example gradient norm bound C")                                \
+    X(noise_multiplier, FLOAT, "0", "[0, 1e4]",                               \
+      "DP: noise std / clip_norm (0: calibrated from epsilon)")               \
+    X(epsilon, FLOAT, "0", "[0, 1e4]",                                        \
+      "DP: target epsilon that sets noise_multiplier (0: not used)")          \
+    X(delta, FLOAT, "1e-05", "(0, 1)", "DP: delta of the reported epsilon")   \
+    X(sampling, ENUM, "poisson", "poisson|shuffle",                           \
+      "DP: batch sampling (Poisson: q = batch_size / training samples)")      \
+    X(accountant, ENUM, "rdp", "rdp|pld", "DP: privacy accountant")           \
+    X(conversion, ENUM, "improved", "improved|classic",                       \
+      "DP, RDP accountant: RDP to (epsilon, delta) conversion")               \
+    X(microbatch, INT, "0", "[0, 65536]",                                     \
+      "DP: examples per physical pass of a batch (0: the whole batch)")
 
 #define OD_CONFIG_STR_MAX 512
 

@@ -11,8 +11,11 @@
 #include "engine/optim.h"
 #include "engine/pool.h"
 #include "engine/rng.h"
+#include "harness/dp_bridge.h"
+#include "harness/device_bridge.h"
 #include "harness/json.h"
 #include "harness/log.h"
+#include "harness/results_bridge.h"
 #include "workloads/workload.h"
 
 /* ---- Stopping on request ------------------------------------------------- */
@@ -59,10 +62,17 @@ typedef struct od__run {
     int32_t *eval_idx;       /* (batch_size) indices of one test batch */
     int64_t steps_per_epoch;
     int64_t start_step;      /* from a resumed checkpoint, else 0 */
+    od_dpsgd *dp;            /* DP-SGD when dp = true, else NULL */
+    od_results_run *store;   /* the results file; NULL: none */
+    od_device_bridge dev;    /* the emulated phone; inactive when none */
+    uint64_t epoch_t0_ns;    /* host clock at the start of this epoch */
 } od__run;
 
 static void od__run_free(od__run *s)
 {
+    od_results_abandon(s->store);
+    od_device_bridge_close(&s->dev);
+    od_dpsgd_destroy(s->dp);
     free(s->order);
     free(s->eval_idx);
     if (s->optim)
@@ -118,6 +128,14 @@ static od_status od__forward_backward(od__run *s, const int32_t *idx, int n,
     return od_model_backward(s->model, &dlogits);
 }
 
+/* od__gather for DP-SGD, which draws its own batches. */
+static od_status od__dp_fetch(void *arg, const int32_t *idx, int n,
+                              od_tensor *x, int32_t **labels)
+{
+    od__run *s = arg;
+    return od__gather(s, &s->train, idx, n, x, labels);
+}
+
 /* Mean loss and accuracy over the test set, in batches, without training,
  * and the workload's own figures into metrics (count 0 when it has none).
  * Neither the trace nor the step counter moves. */
@@ -171,16 +189,21 @@ static od_status od__evaluate(od__run *s, double *accuracy, double *loss,
 static od_status od__budget_fail(const od__run *s, const char *during,
                                  int per_step)
 {
-    char budget[32], why[1024];
-    od_format_size(s->cfg->mem_budget, budget, sizeof budget);
+    char budget[32], what[700], why[1024];
+    od_format_size(od_arena_budget(s->arena), budget, sizeof budget);
+    if (s->cfg->mem_budget == 0 && s->cfg->device[0])
+        snprintf(what, sizeof what, "the memory share of device %s (%s)",
+                 s->cfg->device, budget);
+    else
+        snprintf(what, sizeof what, "mem_budget = %s", budget);
     snprintf(why, sizeof why, "%s", od_error_message());
     if (!per_step)
-        return od_fail(OD_ERR_NOMEM, "mem_budget = %s is too small for %s "
-                       "of %s: %s. Raise mem_budget (0 = unlimited)", budget,
-                       during, s->wl->name, why);
-    return od_fail(OD_ERR_NOMEM, "mem_budget = %s is too small for %s of "
-                   "%s at batch_size = %lld: %s. Use a smaller batch_size "
-                   "or a larger mem_budget", budget, during, s->wl->name,
+        return od_fail(OD_ERR_NOMEM, "%s is too small for %s of %s: %s. "
+                       "Raise mem_budget (0 = unlimited)", what, during,
+                       s->wl->name, why);
+    return od_fail(OD_ERR_NOMEM, "%s is too small for %s of %s at "
+                   "batch_size = %lld: %s. Use a smaller batch_size or a "
+                   "larger mem_budget", what, during, s->wl->name,
                    (long long)s->cfg->batch_size, why);
 }
 
@@ -229,16 +252,36 @@ static od_status od__setup_pool(od__run *s, od_run_result *r)
 }
 
 /* Everything before the training loop: data, memory, model, optimiser. */
+static void od__device_opts(const od_config *c, od_device_opts *o)
+{
+    od_device_opts_defaults(o);
+    snprintf(o->device, sizeof o->device, "%s", c->device);
+    o->ambient_c = c->ambient_c;
+    snprintf(o->governor, sizeof o->governor, "%s", c->governor);
+    snprintf(o->placement, sizeof o->placement, "%s", c->placement);
+    o->device_threads = (int)c->device_threads;
+    o->battery_start_pct = c->battery_start_pct;
+    snprintf(o->battery_model, sizeof o->battery_model, "%s",
+             c->battery_model);
+    o->stop_below_pct = c->stop_below_pct;
+    o->charging = c->charging;
+    o->only_while_charging = c->only_while_charging;
+    o->charge_current_ma = c->charge_current_ma;
+    o->pause_skin_c = c->pause_skin_c;
+    o->max_freq_khz = c->max_freq_khz;
+    o->pace_realtime = strcmp(c->pace, "realtime") == 0;
+}
+
 static od_status od__setup(od__run *s, od_run_result *r)
 {
     const od_config *c = s->cfg;
     OD_TRY(od_config_validate(c));
+    OD_TRY(od_dp_config_check(c));
     OD_TRY(od_workload_lookup(c->workload, &s->wl));
     snprintf(r->workload, sizeof r->workload, "%s", s->wl->name);
     snprintf(r->isa, sizeof r->isa, "%s", od_isa_name(od_cpu_isa()));
     r->seed = (uint64_t)c->seed;
     r->batch_size = (int)c->batch_size;
-    r->mem_budget_bytes = c->mem_budget;
     if (c->train_subset > INT32_MAX || c->test_subset > INT32_MAX)
         return od_fail(OD_ERR_INVALID, "train_subset and test_subset must be "
                        "below 2^31");
@@ -261,11 +304,21 @@ static od_status od__setup(od__run *s, od_run_result *r)
 
     OD_TRY(od__setup_pool(s, r));
 
+    /* The emulated phone, if any: its app memory share is the budget
+     * unless mem_budget sets one. */
+    od_device_opts dopts;
+    od__device_opts(c, &dopts);
+    OD_TRY(od_device_bridge_open(&s->dev, &dopts));
+    uint64_t budget = c->mem_budget ? c->mem_budget
+                                    : od_device_bridge_mem_budget_bytes(&s->dev);
+    r->mem_budget_bytes = budget;
+
     /* Memory, model and optimiser, all under the budget. */
-    s->arena = od_arena_create((size_t)c->mem_budget);
+    s->arena = od_arena_create((size_t)budget);
     if (!s->arena)
         return od_fail(OD_ERR_NOMEM, "out of host memory");
     od_trace_init(&s->trace);
+    od_trace_set_observer(&s->trace, od_device_bridge_observe, &s->dev);
     s->ctx = (od_ctx){.arena = s->arena, .pool = s->pool,
                       .trace = &s->trace, .seed = (uint64_t)c->seed};
     od_status st = s->wl->build_model(&s->ctx, &s->model);
@@ -337,6 +390,9 @@ static od_status od__setup(od__run *s, od_run_result *r)
                        s->sched.warmup_steps, s->sched.total_steps,
                        (long long)s->steps_per_epoch);
     OD_TRY(od_schedule_check(&s->sched));
+    if (c->dp)
+        OD_TRY(od_dp_setup(c, s->train.n, s->sched.total_steps, &s->dp,
+                           &r->dp));
 
     s->order = malloc((size_t)s->train.n * sizeof *s->order);
     s->eval_idx = malloc((size_t)c->batch_size * sizeof *s->eval_idx);
@@ -388,6 +444,12 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
     int64_t rows = 0;
     od_status st = OD_OK;
     for (int64_t k = 0; k < nsteps; k++) {
+        int dev_stop;
+        od_device_bridge_before_step(&s->dev, &dev_stop);
+        if (dev_stop) {
+            od_log_warn("device: %s", s->dev.stop_reason);
+            break;
+        }
         int start = (int)(k * bs);
         int n = s->train.n - start < bs ? s->train.n - start : bs;
         int64_t step = (int64_t)epoch * s->steps_per_epoch + k;
@@ -397,7 +459,14 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
         s->ctx.step = (uint64_t)step;
         double loss;
         int count;
-        st = od__forward_backward(s, s->order + start, n, &loss, &count);
+        if (s->dp)
+            st = od_dpsgd_step(s->dp, s->model, (uint64_t)step,
+                               s->order + start, n, od__dp_fetch, s, &loss,
+                               &count);
+        else
+            st = od__forward_backward(s, s->order + start, n, &loss, &count);
+        if (s->dp)
+            n = od_dpsgd_get_stats(s->dp)->last_batch;
         if (st == OD_OK)
             st = od_optim_step(s->optim, od_schedule_lr(&s->sched,
                                                         (long)step));
@@ -410,6 +479,17 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
         r->steps++;
         r->samples += n;
         od_progress_update(&prog, k + 1, loss_sum / (double)rows);
+        if (s->store) {
+            od_results_step_row row;
+            od_results_step_init(&row);
+            row.step = (double)step;
+            row.host_time_s = r->host_time_s +
+                              (double)(od_now_ns() - s->epoch_t0_ns) * 1e-9;
+            row.loss = loss;
+            st = od_results_step(s->store, &row);
+            if (st != OD_OK)
+                break;
+        }
         if (od_run_stop_requested()) {
             st = OD_ERR_INTERRUPTED;
             break;
@@ -437,6 +517,12 @@ static void od__collect_totals(const od__run *s, od_run_result *r)
 
 od_status od_train(const od_config *c, od_run_result *r)
 {
+    return od_train_store(c, NULL, r);
+}
+
+od_status od_train_store(const od_config *c, const char *results_path,
+                         od_run_result *r)
+{
     memset(r, 0, sizeof *r);
     r->train_loss = r->test_accuracy = r->test_loss = NAN;
     r->epochs = (int)c->epochs;
@@ -452,6 +538,8 @@ od_status od_train(const od_config *c, od_run_result *r)
     memset(&s, 0, sizeof s);
     s.cfg = c;
     od_status st = od__setup(&s, r);
+    if (st == OD_OK && results_path)
+        st = od_results_begin(results_path, c, &s.store);
     if (st != OD_OK) {
         od__run_free(&s);
         return st;
@@ -466,6 +554,7 @@ od_status od_train(const od_config *c, od_run_result *r)
     for (int e = r->start_epoch; e < r->epochs; e++) {
         int i = e - r->start_epoch;   /* index into this run's arrays */
         uint64_t t0 = od_now_ns();
+        s.epoch_t0_ns = t0;
         double loss;
         st = od__train_epoch(&s, e, r, &loss);
         double dt = (double)(od_now_ns() - t0) * 1e-9;
@@ -488,6 +577,18 @@ od_status od_train(const od_config *c, od_run_result *r)
                 break;
             r->test_accuracy = r->epoch_test_accuracy[i];
             r->test_loss = r->epoch_test_loss[i];
+            if (s.store) {
+                /* An evaluation row follows the epoch's last step and
+                 * carries its number. */
+                od_results_step_row row;
+                od_results_step_init(&row);
+                row.step = (double)((e + 1) * s.steps_per_epoch - 1);
+                row.host_time_s = r->host_time_s;
+                row.accuracy = r->test_accuracy;
+                st = od_results_step(s.store, &row);
+                if (st != OD_OK)
+                    break;
+            }
         }
         od_log_debug("epoch %d/%d: train loss %.4f, test accuracy %.2f %%, "
                      "%.2f s", e + 1, r->epochs, loss,
@@ -510,6 +611,8 @@ od_status od_train(const od_config *c, od_run_result *r)
         st = OD_OK;
     }
     od__collect_totals(&s, r);
+    if (st == OD_OK && s.dp)
+        st = od_dp_finish(s.dp, r->steps, &r->dp);
 
     if (st == OD_OK && c->checkpoint[0]) {
         uint64_t step = (uint64_t)(r->start_epoch + r->epochs_done) *
@@ -520,10 +623,19 @@ od_status od_train(const od_config *c, od_run_result *r)
         if (st == OD_OK)
             od_log_info("saved the model to %s", c->checkpoint);
     }
+    if (s.store && (st == OD_OK || st == OD_ERR_INTERRUPTED)) {
+        od_status rst = od_results_finish(s.store, r);
+        s.store = NULL;
+        if (rst != OD_OK && st == OD_OK)
+            st = rst;
+        else if (rst != OD_OK)
+            od_log_warn("%s", od_error_message());
+    }
     if (st == OD_ERR_INTERRUPTED)
         od_fail(st, "stopped on request after %lld step%s (%d of %d epochs "
                 "complete)", (long long)r->steps, r->steps == 1 ? "" : "s",
                 r->start_epoch + r->epochs_done, r->epochs);
+    od_device_bridge_summary(&s.dev, &r->device);
     od__run_free(&s);
     return st;
 }
@@ -594,6 +706,8 @@ void od_run_result_write_json(const od_run_result *r, FILE *f)
     od_json_end_object(&j);
     od_json_int(&j, "mem_budget_bytes", (int64_t)r->mem_budget_bytes);
     od_json_int(&j, "param_count", (int64_t)r->param_count);
+    od_dp_summary_write_json(&r->dp, &j);
+    od_device_summary_write_json(&r->device, &j);
 
     double flops = 0;
     for (int k = 0; k < OD_OP_KIND_COUNT; k++)
@@ -640,6 +754,7 @@ void od_run_result_write_text(const od_run_result *r, FILE *f)
             (double)r->peak_mem_by_kind[OD_MEM_OPTIM] / 1048576.0,
             (double)r->peak_mem_by_kind[OD_MEM_ACT] / 1048576.0,
             (double)r->peak_mem_by_kind[OD_MEM_SCRATCH] / 1048576.0);
+    od_device_summary_write_text(&r->device, f);
     if (!isnan(r->test_accuracy))
         fprintf(f, "  test accuracy %.2f %%, test loss %.4f\n",
                 100.0 * r->test_accuracy, r->test_loss);

@@ -13,8 +13,10 @@
 #include "engine/arena.h"
 #include "engine/cost.h"
 #include "harness/config.h"
+#include "harness/dp_bridge.h"
 #include "harness/topology.h"
 #include "workloads/metrics.h"
+#include "harness/device_bridge.h"
 
 typedef struct od_run_result {
     char workload[64];
@@ -58,6 +60,8 @@ typedef struct od_run_result {
     double bytes_by_kind[OD_OP_KIND_COUNT];
     double host_s_by_kind[OD_OP_KIND_COUNT];
 
+    od_dp_summary dp;             /* DP-SGD figures; dp.enabled 0: off */
+    od_device_summary device;     /* device figures; device.device[0] == 0: none */
     int started;                  /* the training loop was reached */
     int interrupted;              /* stopped early by a signal */
 } od_run_result;
@@ -69,6 +73,14 @@ typedef struct od_run_result {
  * training loop (bad input) or during it. */
 od_status od_train(const od_config *c, od_run_result *r);
 void od_run_result_free(od_run_result *r);
+
+/* As od_train, and with results_path not NULL the run's results also go to
+ * that file (harness/results_bridge.h): opened once the configuration and
+ * the data are checked, a row per step and per evaluation, the summary at
+ * the end. A failed run leaves no file; an interrupted one leaves a
+ * complete file whose summary says so. */
+od_status od_train_store(const od_config *c, const char *results_path,
+                         od_run_result *r);
 
 /* The summary as one JSON object (see docs/configuration.md). */
 void od_run_result_write_json(const od_run_result *r, FILE *f);
