@@ -50,7 +50,7 @@ static void od__workloads_help(FILE *f)
             "  -h, --help          this help\n");
 }
 
-/* ---- Listing ---------------------------------------------------------------- */
+/* ---- Listing ------------------------------------------------------------- */
 
 /* Parameters of w's model, built in a scratch arena; 0 when it cannot be
  * built. */
@@ -125,7 +125,7 @@ static int od__list(int json)
     return OD_EXIT_OK;
 }
 
-/* ---- Partition ---------------------------------------------------------------- */
+/* ---- Partition ----------------------------------------------------------- */
 
 typedef struct od__part_args {
     const char *workload;
@@ -350,9 +350,11 @@ static int od__partition(int argc, char **argv, int json)
         }
         if (!w->group_at_level || w->group_at_level(0, a.level) < 0) {
             if (!w->group_kind || strcmp(a.level, w->group_kind) != 0) {
-                od_log_error("%s has no natural level '%s'%s%s", w->name,
-                             a.level, w->group_kind ? "; it has " : "",
-                             w->group_kind ? w->group_kind : "");
+                const char *known = w->group_levels ? w->group_levels
+                                                    : w->group_kind;
+                od_log_error("%s has no natural level '%s'; %s%s", w->name,
+                             a.level, known ? "levels: " : "it has no "
+                             "natural owners", known ? known : "");
                 return OD_EXIT_USAGE;
             }
         } else {

@@ -7,6 +7,10 @@
 
 int od_cmd_run(int argc, char **argv);
 int od_cmd_privacy(int argc, char **argv);
+/* `ondev privacy attack` and `ondev privacy audit` (cmd_privacy_audit.c);
+ * argv[0] is the action. */
+int od_cmd_privacy_attack(int argc, char **argv);
+int od_cmd_privacy_audit(int argc, char **argv);
 int od_cmd_devices(int argc, char **argv);
 int od_cmd_workloads(int argc, char **argv);
 int od_cmd_report(int argc, char **argv);

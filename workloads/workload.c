@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "workloads/fmnist.h"
+#include "workloads/har.h"
+#include "workloads/kjv.h"
 
 static od_status od__fmnist_workload_load(const od_workload_opts *opts,
                                           od_dataset *train,
@@ -17,6 +19,28 @@ static od_status od__fmnist_workload_load(const od_workload_opts *opts,
 #define OD__FMNIST_SOURCE                                                   \
     "Fashion-MNIST (Xiao, Rasul and Vollgraf 2017, arXiv:1708.07747), "     \
     "Debian package dataset-fashion-mnist, " OD_FMNIST_DEFAULT_DIR
+
+static od_status od__kjv_workload_load(const od_workload_opts *opts,
+                                       od_dataset *train, od_dataset *test)
+{
+    return od_kjv_load(opts, train, test);
+}
+
+/* Chapters group into books for one client per book. */
+static int32_t od__kjv_group_at_level(int32_t group, const char *level)
+{
+    if (!level || !level[0] || strcmp(level, "chapter") == 0)
+        return group;
+    if (strcmp(level, "book") == 0)
+        return od_kjv_chapter_to_book(group);
+    return -1;
+}
+
+static od_status od__har_workload_load(const od_workload_opts *opts,
+                                       od_dataset *train, od_dataset *test)
+{
+    return od_har_load(opts, train, test);
+}
 
 static const od_workload od__workloads[] = {
     {
@@ -46,6 +70,52 @@ static const od_workload od__workloads[] = {
         .num_classes = OD_FMNIST_CLASSES,
         .load = od__fmnist_workload_load,
         .build_model = od_fmnist_build_cnn,
+    },
+    {
+        .name = "kjv-char",
+        .description = "King James Bible next-character prediction, 64 "
+                       "characters, windows of 64 (60,678 train / 4,558 "
+                       "test from 10 held-out books); embedding 32, "
+                       "GRU 256, linear 256-64 (241,216 parameters)",
+        .data_source = "King James Bible (1769 text), Debian packages "
+                       "bible-kjv and bible-kjv-text, through "
+                       "`bible -f Gen1:1-Rev22:21`; cached in "
+                       "~/.cache/ondev/" OD_KJV_CACHE_NAME,
+        .metrics = "accuracy (top-1), top3_accuracy, bits_per_char, "
+                   "cross-entropy loss; bigram baseline",
+        .sample_ndim = 1,
+        .sample_dims = {OD_KJV_SEQ_LEN},
+        .labels_per_sample = OD_KJV_SEQ_LEN,
+        .num_classes = OD_KJV_VOCAB,
+        .load = od__kjv_workload_load,
+        .build_model = od_kjv_build_gru,
+        .extra_metrics = od_kjv_metrics,
+        .baseline = od_kjv_bigram_baseline,
+        .group_at_level = od__kjv_group_at_level,
+        .group_kind = "chapter",
+        .group_levels = "chapter, book",
+    },
+    {
+        .name = "har-cnn",
+        .description = "phone accelerometer activity recognition, 7 "
+                       "activities, 2.56 s windows at 50 Hz, 3 axes "
+                       "(8,064 train windows from 24 users / 2,016 test "
+                       "from 6 other users); 1-D CNN of three strided "
+                       "convolutions and two linear layers (33,287 "
+                       "parameters)",
+        .data_source = "seeded physical model of gait, posture, phone "
+                       "placement and sensor error (docs/har-model.md); "
+                       "the run's seed picks the users",
+        .metrics = "accuracy, cross-entropy loss; logistic-regression "
+                   "baseline",
+        .sample_ndim = 2,
+        .sample_dims = {OD_HAR_AXES, OD_HAR_WINDOW},
+        .labels_per_sample = 1,
+        .num_classes = OD_HAR_CLASSES,
+        .load = od__har_workload_load,
+        .build_model = od_har_build_cnn,
+        .baseline = od_har_logreg_baseline,
+        .group_kind = "user",
     },
 };
 

@@ -10,6 +10,7 @@
 
 #include "engine/model.h"
 #include "workloads/dataset.h"
+#include "workloads/metrics.h"
 
 typedef struct od_workload_opts {
     /* Where the data lives; NULL or "" for the workload's default (which an
@@ -45,6 +46,26 @@ struct od_workload {
      * initialised (call od_model_init). Input (N, sample_dims...), output
      * logits (N, num_classes) or (N, T, num_classes) for sequence labels. */
     od_status (*build_model)(od_ctx *ctx, od_model **out);
+
+    /* Optional (NULL: none). Extra figures of an evaluation: the harness
+     * adds every test batch to an od_metric_acc (od_metric_acc_add) and
+     * this names what to report from the totals, e.g. top3_accuracy and
+     * bits_per_char. */
+    void (*extra_metrics)(const od_metric_acc *acc, od_metrics *out);
+    /* Optional (NULL: none). A simple model fitted on train and scored on
+     * test, so that the model's gain is visible; fills out->baseline and
+     * baseline_* values. Runs on the host, outside the emulated device. */
+    od_status (*baseline)(const od_dataset *train, const od_dataset *test,
+                          od_metrics *out);
+    /* Optional (NULL: the sample's group). The natural client of a group
+     * at a coarser level ("book" for a chapter), for partitions; level
+     * names are workload-specific. Returns -1 for an unknown level. */
+    int32_t (*group_at_level)(int32_t group, const char *level);
+    /* What a group is ("chapter", "user"); NULL when samples have none. */
+    const char *group_kind;
+    /* The levels group_at_level accepts, for messages ("chapter, book");
+     * NULL: group_kind only. */
+    const char *group_levels;
 };
 
 /* Defaults: the workload's own data directory, all samples, seed 0. */
