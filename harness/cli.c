@@ -39,6 +39,8 @@ static const od__command od__commands[] = {
      "list the workloads, or split one across federated clients", 0},
     {"devices", od_cmd_devices, "devices [NAME]",
      "list the emulated phone profiles, or show one with sources", 0},
+    {"profile", od_cmd_profile, "profile [--out FILE] [--quick]",
+     "measure this machine and write a device profile for it", 0},
     {"report", od_cmd_report, "report RESULTS [--out DIR]",
      "plots and an HTML/Markdown report from stored results", 0},
     {"compare", od_cmd_compare, "compare BASE NEW [--junit FILE]",

@@ -6,6 +6,7 @@
 #include "harness/commands.h"
 #include "harness/config.h"
 #include "harness/log.h"
+#include "harness/results_bridge.h"
 #include "harness/run.h"
 #include "workloads/workload.h"
 
@@ -50,6 +51,8 @@ static void od__run_help(FILE *f)
             "(repeatable)\n"
             "  --print-config        print the effective configuration as "
             "YAML and exit\n"
+            "  -o, --out FILE        results file (HDF5; default "
+            "ondev-results/run-*.h5)\n"
             "  --json                summary as JSON on stdout (other text "
             "on stderr)\n"
             "  -v, --verbose         host, CPU binding, model and "
@@ -85,6 +88,7 @@ int od_cmd_run(int argc, char **argv)
     od_cli_common common = {0};
     const char *file = NULL;
     int print_config = 0;
+    const char *out = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0;
     if (!sets) {
@@ -108,6 +112,15 @@ int od_cmd_run(int argc, char **argv)
             }
         } else if (strncmp(a, "--set=", 6) == 0) {
             sets[nsets++] = argv[i] + 6;
+        } else if (strcmp(a, "--out") == 0 || strcmp(a, "-o") == 0) {
+            if (i + 1 == argc) {
+                od_log_error("%s needs a file name", a);
+                rc = OD_EXIT_USAGE;
+            } else {
+                out = argv[++i];
+            }
+        } else if (strncmp(a, "--out=", 6) == 0) {
+            out = a + 6;
         } else if (a[0] == '-' && a[1] != '\0') {
             od_log_error("run: unknown option '%s' (see ondev run --help)",
                          a);
@@ -142,9 +155,20 @@ int od_cmd_run(int argc, char **argv)
         return OD_EXIT_OK;
     }
 
+    char default_out[256];
+    if (!out) {
+        if (od_results_default_path(default_out, sizeof default_out)) {
+            od_log_error("%s", od_error_message());
+            return OD_EXIT_USAGE;
+        }
+        out = default_out;
+    }
+
     od_run_install_signal_handlers();
     od_run_result r;
-    st = od_train(&cfg, &r);
+    st = od_train_store(&cfg, out, &r);
+    if (st == OD_OK || st == OD_ERR_INTERRUPTED)
+        od_log_info("results: %s", out);
 
     if (st != OD_OK && st != OD_ERR_INTERRUPTED) {
         od_log_error("%s", od_error_message());

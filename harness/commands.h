@@ -15,5 +15,6 @@ int od_cmd_devices(int argc, char **argv);
 int od_cmd_workloads(int argc, char **argv);
 int od_cmd_report(int argc, char **argv);
 int od_cmd_compare(int argc, char **argv);
+int od_cmd_profile(int argc, char **argv);
 
 #endif

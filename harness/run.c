@@ -418,6 +418,25 @@ static od_status od__setup(od__run *s, od_run_result *r)
     return st;
 }
 
+/* A row of the results' step trace: the step, the host time and, when a
+ * device is emulated, its state after the step. */
+static void od__results_row(const od__run *s, int64_t step, double host_s,
+                            od_results_step_row *row)
+{
+    od_results_step_init(row);
+    row->step = (double)step;
+    row->host_time_s = host_s;
+    if (od_device_bridge_active(&s->dev)) {
+        const od_dev_emu *emu = s->dev.emu;
+        row->emulated_time_s = od_dev_emu_time_s(emu);
+        row->energy_j = od_dev_emu_energy_j(emu);
+        row->soc_temp_c = od_dev_emu_soc_c(emu);
+        row->skin_temp_c = od_dev_emu_skin_c(emu);
+        row->freq_khz = od_dev_emu_freq_khz(emu);
+        row->battery_soc_pct = 100.0 * od_dev_emu_soc(emu);
+    }
+}
+
 /* One epoch of training; adds its figures to r. */
 static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
                                  double *loss_mean)
@@ -481,10 +500,9 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
         od_progress_update(&prog, k + 1, loss_sum / (double)rows);
         if (s->store) {
             od_results_step_row row;
-            od_results_step_init(&row);
-            row.step = (double)step;
-            row.host_time_s = r->host_time_s +
-                              (double)(od_now_ns() - s->epoch_t0_ns) * 1e-9;
+            od__results_row(s, step, r->host_time_s +
+                            (double)(od_now_ns() - s->epoch_t0_ns) * 1e-9,
+                            &row);
             row.loss = loss;
             st = od_results_step(s->store, &row);
             if (st != OD_OK)
@@ -581,9 +599,8 @@ od_status od_train_store(const od_config *c, const char *results_path,
                 /* An evaluation row follows the epoch's last step and
                  * carries its number. */
                 od_results_step_row row;
-                od_results_step_init(&row);
-                row.step = (double)((e + 1) * s.steps_per_epoch - 1);
-                row.host_time_s = r->host_time_s;
+                od__results_row(&s, (e + 1) * s.steps_per_epoch - 1,
+                                r->host_time_s, &row);
                 row.accuracy = r->test_accuracy;
                 st = od_results_step(s.store, &row);
                 if (st != OD_OK)
@@ -623,6 +640,7 @@ od_status od_train_store(const od_config *c, const char *results_path,
         if (st == OD_OK)
             od_log_info("saved the model to %s", c->checkpoint);
     }
+    od_device_bridge_summary(&s.dev, &r->device);
     if (s.store && (st == OD_OK || st == OD_ERR_INTERRUPTED)) {
         od_status rst = od_results_finish(s.store, r);
         s.store = NULL;
@@ -635,7 +653,6 @@ od_status od_train_store(const od_config *c, const char *results_path,
         od_fail(st, "stopped on request after %lld step%s (%d of %d epochs "
                 "complete)", (long long)r->steps, r->steps == 1 ? "" : "s",
                 r->start_epoch + r->epochs_done, r->epochs);
-    od_device_bridge_summary(&s.dev, &r->device);
     od__run_free(&s);
     return st;
 }
