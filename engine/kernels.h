@@ -91,8 +91,8 @@ void od_avgpool2d_backward_ref(const od_pool2d_shape *s, const float *dy,
 
 /* ---- Element-wise activations --------------------------------------------
  * Forward: y = f(x). Backward: dx = dy * f'(.) computed from x (and y where
- * cheaper); dx may alias dy. GELU is the exact erf form, as PyTorch's
- * default. */
+ * cheaper; y may be NULL, and f(x) is then recomputed); dx may alias dy.
+ * GELU is the exact erf form, as PyTorch's default. */
 typedef enum od_act {
     OD_ACT_RELU = 0,
     OD_ACT_TANH,

@@ -1,0 +1,566 @@
+/* 2-D convolution (cross-correlation) over NCHW images, with weights
+ * (C_out, C_in, KH, KW): forward, gradient of the input, gradient of the
+ * weights and bias.
+ *
+ * The optimised versions lower a group of B images at a time to one matrix
+ * product. With K = C_in * KH * KW and P = OH * OW:
+ *
+ *   col (K, B * P)     the group's images unrolled (im2col), column b*P + p
+ *   forward            Y (C_out, B * P) = W (C_out, K) * col
+ *   input gradient     dcol (K, B * P) = W^T (K, C_out) * dY; col2im
+ *   weight gradient    dW^T (K, C_out) += col * dY^T
+ *
+ * so the products' long dimension is B * P rather than P alone, which keeps
+ * them efficient on small feature maps (8x8 after two 5x5 convolutions).
+ * W^T is transposed once per call into scratch, and the weight gradient is
+ * formed transposed, because od_gemm runs fastest when op(A) is stored
+ * untransposed (its rows are then read in place along k); measured on the
+ * fmnist-cnn shapes, each of the two nearly halves its product's time.
+ *
+ * Threading and determinism: groups are fixed from the shape and the pool
+ * size. Forward and input gradient run one task per group (each writes only
+ * its own images). The weight gradient splits the batch into one chunk per
+ * thread; each chunk sums its groups into its own partial dW^T in scratch,
+ * and the partials are added to dw in chunk order at the end. When there are
+ * fewer groups than threads, groups run one after another and each product
+ * is threaded inside od_gemm instead. */
+#include <string.h>
+
+#include "engine/kernels_internal.h"
+
+int od_conv2d_out_h(const od_conv2d_shape *s)
+{
+    int span = s->h + 2 * s->pad_h - s->kh;
+    return span < 0 ? 0 : span / s->stride_h + 1;
+}
+
+int od_conv2d_out_w(const od_conv2d_shape *s)
+{
+    int span = s->w + 2 * s->pad_w - s->kw;
+    return span < 0 ? 0 : span / s->stride_w + 1;
+}
+
+static void od__check_shape(const od_conv2d_shape *s)
+{
+    OD_ASSERT(s->n >= 0 && s->c_in >= 1 && s->h >= 1 && s->w >= 1);
+    OD_ASSERT(s->c_out >= 1 && s->kh >= 1 && s->kw >= 1);
+    OD_ASSERT(s->stride_h >= 1 && s->stride_w >= 1);
+    OD_ASSERT(s->pad_h >= 0 && s->pad_w >= 0);
+}
+
+/* ---- References ------------------------------------------------------------
+ * Direct loops accumulating in double: slow and plainly right. */
+
+void od_conv2d_forward_ref(const od_conv2d_shape *s, const float *x,
+                           const float *w, const float *bias, float *y)
+{
+    od__check_shape(s);
+    int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
+    for (int n = 0; n < s->n; n++)
+        for (int co = 0; co < s->c_out; co++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    double acc = bias ? bias[co] : 0.0;
+                    for (int ci = 0; ci < s->c_in; ci++)
+                        for (int r = 0; r < s->kh; r++)
+                            for (int c = 0; c < s->kw; c++) {
+                                int ih = i * s->stride_h - s->pad_h + r;
+                                int iw = j * s->stride_w - s->pad_w + c;
+                                if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w)
+                                    continue;
+                                size_t xi = (((size_t)n * s->c_in + ci) * s->h + ih) * s->w + iw;
+                                size_t wi = (((size_t)co * s->c_in + ci) * s->kh + r) * s->kw + c;
+                                acc += (double)x[xi] * w[wi];
+                            }
+                    y[(((size_t)n * s->c_out + co) * oh + i) * ow + j] = (float)acc;
+                }
+}
+
+/* dx[n, ci, ih, iw] = sum over (co, r, c) with ih = i * sh - ph + r and
+ * iw = j * sw - pw + c for some output (i, j) of dy[n, co, i, j] * w[...]. */
+void od_conv2d_backward_data_ref(const od_conv2d_shape *s, const float *dy,
+                                 const float *w, float *dx)
+{
+    od__check_shape(s);
+    int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
+    for (int n = 0; n < s->n; n++)
+        for (int ci = 0; ci < s->c_in; ci++)
+            for (int ih = 0; ih < s->h; ih++)
+                for (int iw = 0; iw < s->w; iw++) {
+                    double acc = 0.0;
+                    for (int co = 0; co < s->c_out; co++)
+                        for (int r = 0; r < s->kh; r++)
+                            for (int c = 0; c < s->kw; c++) {
+                                int ti = ih + s->pad_h - r, tj = iw + s->pad_w - c;
+                                if (ti < 0 || tj < 0 || ti % s->stride_h || tj % s->stride_w)
+                                    continue;
+                                int i = ti / s->stride_h, j = tj / s->stride_w;
+                                if (i >= oh || j >= ow)
+                                    continue;
+                                size_t yi = (((size_t)n * s->c_out + co) * oh + i) * ow + j;
+                                size_t wi = (((size_t)co * s->c_in + ci) * s->kh + r) * s->kw + c;
+                                acc += (double)dy[yi] * w[wi];
+                            }
+                    dx[(((size_t)n * s->c_in + ci) * s->h + ih) * s->w + iw] = (float)acc;
+                }
+}
+
+void od_conv2d_backward_weight_ref(const od_conv2d_shape *s, const float *x,
+                                   const float *dy, float *dw, float *db)
+{
+    od__check_shape(s);
+    int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
+    for (int co = 0; co < s->c_out; co++) {
+        for (int ci = 0; ci < s->c_in; ci++)
+            for (int r = 0; r < s->kh; r++)
+                for (int c = 0; c < s->kw; c++) {
+                    double acc = 0.0;
+                    for (int n = 0; n < s->n; n++)
+                        for (int i = 0; i < oh; i++)
+                            for (int j = 0; j < ow; j++) {
+                                int ih = i * s->stride_h - s->pad_h + r;
+                                int iw = j * s->stride_w - s->pad_w + c;
+                                if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w)
+                                    continue;
+                                size_t xi = (((size_t)n * s->c_in + ci) * s->h + ih) * s->w + iw;
+                                size_t yi = (((size_t)n * s->c_out + co) * oh + i) * ow + j;
+                                acc += (double)x[xi] * dy[yi];
+                            }
+                    dw[(((size_t)co * s->c_in + ci) * s->kh + r) * s->kw + c] += (float)acc;
+                }
+        if (db) {
+            double acc = 0.0;
+            for (int n = 0; n < s->n; n++)
+                for (int k = 0; k < oh * ow; k++)
+                    acc += dy[((size_t)n * s->c_out + co) * oh * ow + k];
+            db[co] += (float)acc;
+        }
+    }
+}
+
+/* ---- Plan: groups, chunks and the scratch layout ---------------------------- */
+
+/* Group size: enough images that the products' long dimension (images *
+ * P) reaches OD__COLS_TARGET, and no more than fit the col buffer target
+ * (1 MiB, half of a core's L2). Images whose own P reaches the target go
+ * one at a time: their products then read dy and write y in place, with no
+ * gather or scatter copies (fmnist-cnn: conv1, P = 576, one image; conv2,
+ * P = 64, four). Measured on the fmnist-cnn step; flat between 192 and
+ * 512. */
+#define OD__COL_TARGET_FLOATS ((size_t)1 << 18)
+#define OD__COLS_TARGET ((size_t)256)
+
+static size_t od__round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+typedef struct {
+    int oh, ow;
+    size_t p;            /* OH * OW */
+    size_t k;            /* C_in * KH * KW */
+    int nthreads;
+    int groups;          /* image groups; group g holds od__split(N, groups, g) */
+    int max_group;       /* images in the largest group */
+    int chunks;          /* weight-gradient chunks (partials) */
+    int identity;        /* 1x1, stride 1, no padding: one image's col is x */
+    size_t col_floats;   /* per worker: col (K, max_group * P) */
+    size_t buf_floats;   /* per worker: (C_out, max_group * P) */
+    size_t part_floats;  /* per chunk: dW^T (K, C_out) then db (C_out) */
+    size_t shared_floats; /* after the workers' space: W^T (K, C_out) for the
+                           * input gradient, or the chunks' partials */
+} od__conv_plan;
+
+/* Every number here depends only on the shape and the pool size. */
+static od__conv_plan od__plan(const od_conv2d_shape *s, int nthreads)
+{
+    od__check_shape(s);
+    od__conv_plan pl;
+    memset(&pl, 0, sizeof pl);
+    pl.oh = od_conv2d_out_h(s);
+    pl.ow = od_conv2d_out_w(s);
+    pl.p = (size_t)pl.oh * pl.ow;
+    pl.k = (size_t)s->c_in * s->kh * s->kw;
+    pl.nthreads = nthreads < 1 ? 1 : nthreads;
+    pl.identity = s->kh == 1 && s->kw == 1 && s->stride_h == 1 &&
+                  s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0;
+    if (s->n == 0 || pl.p == 0)
+        return pl;
+
+    /* Images per group as above, at least one, and no more than leaves
+     * every thread a group. */
+    size_t per_img = pl.k * pl.p;
+    size_t b = per_img >= OD__COL_TARGET_FLOATS ? 1 : OD__COL_TARGET_FLOATS / per_img;
+    size_t b_cols = (OD__COLS_TARGET + pl.p - 1) / pl.p;
+    if (b > b_cols)
+        b = b_cols;
+    size_t fair = ((size_t)s->n + pl.nthreads - 1) / pl.nthreads;
+    if (b > fair)
+        b = fair;
+    int groups = (int)(((size_t)s->n + b - 1) / b);
+    /* A multiple of the thread count balances the work when possible. */
+    if (groups > pl.nthreads && groups % pl.nthreads) {
+        int up = (groups / pl.nthreads + 1) * pl.nthreads;
+        if (up <= s->n)
+            groups = up;
+    }
+    pl.groups = groups;
+    pl.max_group = (s->n + groups - 1) / groups;
+    pl.chunks = s->n >= pl.nthreads && pl.nthreads > 1 ? pl.nthreads : 1;
+    pl.col_floats = od__round16(pl.k * pl.max_group * pl.p);
+    /* Groups of one image use dy and y in place: no (C_out, B * P) copy. */
+    pl.buf_floats = pl.max_group > 1
+                        ? od__round16((size_t)s->c_out * pl.max_group * pl.p)
+                        : 0;
+    pl.part_floats = od__round16((size_t)s->c_out * pl.k + s->c_out);
+    pl.shared_floats = (size_t)pl.chunks * pl.part_floats;
+    return pl;
+}
+
+size_t od_conv2d_scratch_floats(const od_conv2d_shape *s, int nthreads)
+{
+    od__conv_plan pl = od__plan(s, nthreads);
+    return (size_t)pl.nthreads * (pl.col_floats + pl.buf_floats) +
+           pl.shared_floats;
+}
+
+static float *od__worker_col(const od__conv_plan *pl, float *scratch, int worker)
+{
+    return scratch + (size_t)worker * (pl->col_floats + pl->buf_floats);
+}
+
+static float *od__worker_buf(const od__conv_plan *pl, float *scratch, int worker)
+{
+    return od__worker_col(pl, scratch, worker) + pl->col_floats;
+}
+
+static float *od__shared(const od__conv_plan *pl, float *scratch)
+{
+    return scratch + (size_t)pl->nthreads * (pl->col_floats + pl->buf_floats);
+}
+
+static float *od__chunk_part(const od__conv_plan *pl, float *scratch, int chunk)
+{
+    return od__shared(pl, scratch) + (size_t)chunk * pl->part_floats;
+}
+
+/* ---- Lowering: im2col and col2im per ISA (loops in kernels_internal.h), and
+ * the moves between NCHW and (C, B * P) ------------------------------------- */
+
+static void od__copy_portable(int n, const float *src, float *dst)
+{
+    for (int j = 0; j < n; j++)
+        dst[j] = src[j];
+}
+
+static void od__zero_portable(int n, float *dst)
+{
+    for (int j = 0; j < n; j++)
+        dst[j] = 0.0f;
+}
+
+static void od__add_portable(int n, const float *src, float *dst)
+{
+    for (int j = 0; j < n; j++)
+        dst[j] += src[j];
+}
+
+void od__im2col_portable(const od_conv2d_shape *s, int oh, int ow,
+                         const float *x, int nimg, float *col, size_t ldc)
+{
+    od__im2col_body(s, oh, ow, x, nimg, col, ldc, od__copy_portable,
+                    od__zero_portable);
+}
+
+void od__col2im_portable(const od_conv2d_shape *s, int oh, int ow,
+                         const float *dcol, size_t ldc, int nimg, float *dx)
+{
+    od__col2im_body(s, oh, ow, dcol, ldc, nimg, dx, od__add_portable,
+                    od__zero_portable);
+}
+
+static void od__im2col(const od_conv2d_shape *s, const od__conv_plan *pl,
+                       const float *x, int nimg, float *col, size_t ldc)
+{
+    switch (od_cpu_isa()) {
+    case OD_ISA_AVX512:
+        od__im2col_avx512(s, pl->oh, pl->ow, x, nimg, col, ldc);
+        break;
+    case OD_ISA_AVX2:
+        od__im2col_avx2(s, pl->oh, pl->ow, x, nimg, col, ldc);
+        break;
+    default:
+        od__im2col_portable(s, pl->oh, pl->ow, x, nimg, col, ldc);
+    }
+}
+
+static void od__col2im(const od_conv2d_shape *s, const od__conv_plan *pl,
+                       const float *dcol, size_t ldc, int nimg, float *dx)
+{
+    switch (od_cpu_isa()) {
+    case OD_ISA_AVX512:
+        od__col2im_avx512(s, pl->oh, pl->ow, dcol, ldc, nimg, dx);
+        break;
+    case OD_ISA_AVX2:
+        od__col2im_avx2(s, pl->oh, pl->ow, dcol, ldc, nimg, dx);
+        break;
+    default:
+        od__col2im_portable(s, pl->oh, pl->ow, dcol, ldc, nimg, dx);
+    }
+}
+
+/* buf (C, nimg * P) from t (nimg, C, P). */
+static void od__gather(int c, size_t p, int nimg, const float *t, float *buf)
+{
+    size_t ld = (size_t)nimg * p;
+    for (int b = 0; b < nimg; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *src = t + ((size_t)b * c + ch) * p;
+            float *dst = buf + (size_t)ch * ld + (size_t)b * p;
+            for (size_t q = 0; q < p; q++)
+                dst[q] = src[q];
+        }
+}
+
+/* y (nimg, C, P) = buf (C, nimg * P) + bias (C; may be NULL). */
+static void od__scatter_bias(int c, size_t p, int nimg, const float *buf,
+                             const float *bias, float *y)
+{
+    size_t ld = (size_t)nimg * p;
+    for (int b = 0; b < nimg; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *src = buf + (size_t)ch * ld + (size_t)b * p;
+            float *dst = y + ((size_t)b * c + ch) * p;
+            float bv = bias ? bias[ch] : 0.0f;
+            for (size_t q = 0; q < p; q++)
+                dst[q] = src[q] + bv;
+        }
+}
+
+/* ---- Forward ------------------------------------------------------------------ */
+
+typedef struct {
+    const od_conv2d_shape *s;
+    const od__conv_plan *pl;
+    od_pool *gemm_pool;   /* pool for od_gemm: NULL inside a task */
+    const float *x, *w, *bias, *dy;
+    float *y, *dx, *dw, *db;
+    float *scratch;
+} od__conv_ctx;
+
+static void od__fwd_group(od__conv_ctx *c, int g, int worker)
+{
+    const od_conv2d_shape *s = c->s;
+    const od__conv_plan *pl = c->pl;
+    size_t lo, hi;
+    od__split((size_t)s->n, (size_t)pl->groups, (size_t)g, &lo, &hi);
+    int nimg = (int)(hi - lo);
+    if (nimg == 0)
+        return;
+    size_t ncols = (size_t)nimg * pl->p;
+    float *col = od__worker_col(pl, c->scratch, worker);  /* (K, nimg * P) */
+    float *buf = od__worker_buf(pl, c->scratch, worker);  /* (C_out, nimg * P) */
+    const float *x = c->x + lo * s->c_in * s->h * s->w;
+    float *y = c->y + lo * s->c_out * pl->p;
+
+    /* A 1x1 convolution's input (C_in, H * W) is already its col. */
+    const float *colp = col;
+    if (nimg == 1 && pl->identity)
+        colp = x;
+    else
+        od__im2col(s, pl, x, nimg, col, ncols);
+    if (nimg == 1) {
+        /* One image: the product lands in y directly; (C_out, P) is NCHW. */
+        od_gemm(c->gemm_pool, 0, 0, s->c_out, (int)ncols, (int)pl->k, 1.0f,
+                c->w, (int)pl->k, colp, (int)ncols, 0.0f, y, (int)ncols);
+        if (c->bias)
+            for (int co = 0; co < s->c_out; co++)
+                for (size_t q = 0; q < pl->p; q++)
+                    y[co * pl->p + q] += c->bias[co];
+        return;
+    }
+    od_gemm(c->gemm_pool, 0, 0, s->c_out, (int)ncols, (int)pl->k, 1.0f, c->w,
+            (int)pl->k, colp, (int)ncols, 0.0f, buf, (int)ncols);
+    od__scatter_bias(s->c_out, pl->p, nimg, buf, c->bias, y);
+}
+
+static void od__fwd_task(void *ctx_, int task, int worker)
+{
+    od__fwd_group(ctx_, task, worker);
+}
+
+void od_conv2d_forward(od_pool *pool, const od_conv2d_shape *s,
+                       const float *x, const float *w, const float *bias,
+                       float *y, float *scratch)
+{
+    od__conv_plan pl = od__plan(s, od_pool_threads(pool));
+    if (pl.groups == 0)
+        return;
+    OD_ASSERT(scratch);
+    od__conv_ctx c = {s, &pl, NULL, x, w, bias, NULL, y, NULL, NULL, NULL, scratch};
+    if (pl.groups >= pl.nthreads) {
+        od_pool_run(pool, pl.groups, od__fwd_task, &c);
+        return;
+    }
+    c.gemm_pool = pool;
+    for (int g = 0; g < pl.groups; g++)
+        od__fwd_group(&c, g, 0);
+}
+
+/* ---- Input gradient ----------------------------------------------------------- */
+
+/* wt (K, C_out) = w (C_out, K) transposed. */
+static void od__transpose(int rows, int cols, const float *a, float *at)
+{
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            at[(size_t)j * rows + i] = a[(size_t)i * cols + j];
+}
+
+static void od__bwd_data_group(od__conv_ctx *c, int g, int worker)
+{
+    const od_conv2d_shape *s = c->s;
+    const od__conv_plan *pl = c->pl;
+    size_t lo, hi;
+    od__split((size_t)s->n, (size_t)pl->groups, (size_t)g, &lo, &hi);
+    int nimg = (int)(hi - lo);
+    if (nimg == 0)
+        return;
+    size_t ncols = (size_t)nimg * pl->p;
+    float *dcol = od__worker_col(pl, c->scratch, worker); /* (K, nimg * P) */
+    float *buf = od__worker_buf(pl, c->scratch, worker);  /* (C_out, nimg * P) */
+    const float *wt = od__shared(pl, c->scratch);         /* (K, C_out) */
+    const float *dy = c->dy + lo * s->c_out * pl->p;
+    float *dx = c->dx + lo * s->c_in * s->h * s->w;
+
+    /* One image's dy (C_out, P) is already the layout the product reads. */
+    const float *dyt = dy;
+    if (nimg > 1) {
+        od__gather(s->c_out, pl->p, nimg, dy, buf);
+        dyt = buf;
+    }
+    if (nimg == 1 && pl->identity) {
+        /* col2im of one image is the identity: write dx directly. */
+        od_gemm(c->gemm_pool, 0, 0, (int)pl->k, (int)ncols, s->c_out, 1.0f,
+                wt, s->c_out, dyt, (int)ncols, 0.0f, dx, (int)ncols);
+        return;
+    }
+    od_gemm(c->gemm_pool, 0, 0, (int)pl->k, (int)ncols, s->c_out, 1.0f, wt,
+            s->c_out, dyt, (int)ncols, 0.0f, dcol, (int)ncols);
+    od__col2im(s, pl, dcol, ncols, nimg, dx);
+}
+
+static void od__bwd_data_task(void *ctx_, int task, int worker)
+{
+    od__bwd_data_group(ctx_, task, worker);
+}
+
+void od_conv2d_backward_data(od_pool *pool, const od_conv2d_shape *s,
+                             const float *dy, const float *w, float *dx,
+                             float *scratch)
+{
+    od__conv_plan pl = od__plan(s, od_pool_threads(pool));
+    if (pl.groups == 0) {
+        memset(dx, 0, (size_t)s->n * s->c_in * s->h * s->w * sizeof *dx);
+        return;
+    }
+    OD_ASSERT(scratch);
+    OD_ASSERT(pl.shared_floats >= pl.k * s->c_out);
+    od__transpose(s->c_out, (int)pl.k, w, od__shared(&pl, scratch));
+    od__conv_ctx c = {s, &pl, NULL, NULL, w, NULL, dy, NULL, dx, NULL, NULL, scratch};
+    if (pl.groups >= pl.nthreads) {
+        od_pool_run(pool, pl.groups, od__bwd_data_task, &c);
+        return;
+    }
+    c.gemm_pool = pool;
+    for (int g = 0; g < pl.groups; g++)
+        od__bwd_data_group(&c, g, 0);
+}
+
+/* ---- Weight gradient ---------------------------------------------------------- */
+
+/* dwt (K, C_out) += col * dY^T and db (C_out) += row sums of dY, over the
+ * images of group g; the worker's scratch holds col and dY. */
+static void od__bwd_weight_group(od__conv_ctx *c, int g, int worker,
+                                 float *dwt, float *db)
+{
+    const od_conv2d_shape *s = c->s;
+    const od__conv_plan *pl = c->pl;
+    size_t lo, hi;
+    od__split((size_t)s->n, (size_t)pl->groups, (size_t)g, &lo, &hi);
+    int nimg = (int)(hi - lo);
+    if (nimg == 0)
+        return;
+    size_t ncols = (size_t)nimg * pl->p;
+    float *col = od__worker_col(pl, c->scratch, worker);  /* (K, nimg * P) */
+    float *buf = od__worker_buf(pl, c->scratch, worker);  /* (C_out, nimg * P) */
+    const float *x = c->x + lo * s->c_in * s->h * s->w;
+    const float *dy = c->dy + lo * s->c_out * pl->p;
+
+    const float *colp = col;
+    if (nimg == 1 && pl->identity)
+        colp = x;
+    else
+        od__im2col(s, pl, x, nimg, col, ncols);
+    const float *dyt = dy;
+    if (nimg > 1) {
+        od__gather(s->c_out, pl->p, nimg, dy, buf);
+        dyt = buf;
+    }
+    od_gemm(c->gemm_pool, 0, 1, (int)pl->k, s->c_out, (int)ncols, 1.0f, colp,
+            (int)ncols, dyt, (int)ncols, 1.0f, dwt, s->c_out);
+    if (db)
+        for (int co = 0; co < s->c_out; co++)
+            db[co] += od__sum_lanes(ncols, dyt + (size_t)co * ncols);
+}
+
+/* Chunk `chunk` of the batch: its groups summed, in order, into its own
+ * partial dW^T and db (zeroed first). */
+static void od__bwd_weight_chunk(od__conv_ctx *c, int chunk, int worker)
+{
+    const od__conv_plan *pl = c->pl;
+    float *part = od__chunk_part(pl, c->scratch, chunk);
+    float *pdwt = part, *pdb = part + (size_t)c->s->c_out * pl->k;
+    memset(part, 0, pl->part_floats * sizeof *part);
+    size_t g0, g1;
+    od__split((size_t)pl->groups, (size_t)pl->chunks, (size_t)chunk, &g0, &g1);
+    for (size_t g = g0; g < g1; g++)
+        od__bwd_weight_group(c, (int)g, worker, pdwt, c->db ? pdb : NULL);
+}
+
+static void od__bwd_weight_task(void *ctx_, int task, int worker)
+{
+    od__bwd_weight_chunk(ctx_, task, worker);
+}
+
+void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
+                               const float *x, const float *dy, float *dw,
+                               float *db, float *scratch)
+{
+    od__conv_plan pl = od__plan(s, od_pool_threads(pool));
+    if (pl.groups == 0)
+        return;
+    OD_ASSERT(scratch);
+    od__conv_ctx c = {s, &pl, NULL, x, NULL, NULL, dy, NULL, NULL, dw, db, scratch};
+    if (pl.chunks == 1) {
+        /* One chunk: groups one after another, products threaded inside. */
+        c.gemm_pool = pool;
+        od__bwd_weight_chunk(&c, 0, 0);
+    } else {
+        od_pool_run(pool, pl.chunks, od__bwd_weight_task, &c);
+    }
+
+    /* Add the partials, in chunk order, to dw (C_out, K) and db. */
+    size_t k = pl.k, nw = (size_t)s->c_out * k;
+    for (int co = 0; co < s->c_out; co++)
+        for (size_t q = 0; q < k; q++) {
+            float acc = od__chunk_part(&pl, scratch, 0)[q * s->c_out + co];
+            for (int ch = 1; ch < pl.chunks; ch++)
+                acc += od__chunk_part(&pl, scratch, ch)[q * s->c_out + co];
+            dw[(size_t)co * k + q] += acc;
+        }
+    if (db)
+        for (int co = 0; co < s->c_out; co++) {
+            float acc = od__chunk_part(&pl, scratch, 0)[nw + co];
+            for (int ch = 1; ch < pl.chunks; ch++)
+                acc += od__chunk_part(&pl, scratch, ch)[nw + co];
+            db[co] += acc;
+        }
+}

@@ -1,0 +1,78 @@
+/* AVX2 row operations of the convolution lowering (see kernels_internal.h):
+ * whole vectors of 8 floats, then a masked load and store for the rest. */
+#include "engine/kernels_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define OD__T __attribute__((target("avx2,fma")))
+#define OD__INLINE static inline __attribute__((always_inline)) OD__T
+
+/* Lanes 0..left-1 set (left in 1..7). */
+OD__INLINE __m256i od__mask8(int left)
+{
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+}
+
+OD__INLINE void od__copy_y(int n, const float *src, float *dst)
+{
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+    if (j < n) {
+        __m256i m = od__mask8(n - j);
+        _mm256_maskstore_ps(dst + j, m, _mm256_maskload_ps(src + j, m));
+    }
+}
+
+OD__INLINE void od__zero_y(int n, float *dst)
+{
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(dst + j, _mm256_setzero_ps());
+    if (j < n)
+        _mm256_maskstore_ps(dst + j, od__mask8(n - j), _mm256_setzero_ps());
+}
+
+OD__INLINE void od__add_y(int n, const float *src, float *dst)
+{
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(dst + j, _mm256_add_ps(_mm256_loadu_ps(dst + j),
+                                                _mm256_loadu_ps(src + j)));
+    if (j < n) {
+        __m256i m = od__mask8(n - j);
+        __m256 v = _mm256_add_ps(_mm256_maskload_ps(dst + j, m),
+                                 _mm256_maskload_ps(src + j, m));
+        _mm256_maskstore_ps(dst + j, m, v);
+    }
+}
+
+OD__T void od__im2col_avx2(const od_conv2d_shape *s, int oh, int ow,
+                           const float *x, int nimg, float *col, size_t ldc)
+{
+    od__im2col_body(s, oh, ow, x, nimg, col, ldc, od__copy_y, od__zero_y);
+}
+
+OD__T void od__col2im_avx2(const od_conv2d_shape *s, int oh, int ow,
+                           const float *dcol, size_t ldc, int nimg, float *dx)
+{
+    od__col2im_body(s, oh, ow, dcol, ldc, nimg, dx, od__add_y, od__zero_y);
+}
+
+#else
+
+void od__im2col_avx2(const od_conv2d_shape *s, int oh, int ow, const float *x,
+                     int nimg, float *col, size_t ldc)
+{
+    od__im2col_portable(s, oh, ow, x, nimg, col, ldc);
+}
+
+void od__col2im_avx2(const od_conv2d_shape *s, int oh, int ow,
+                     const float *dcol, size_t ldc, int nimg, float *dx)
+{
+    od__col2im_portable(s, oh, ow, dcol, ldc, nimg, dx);
+}
+
+#endif
