@@ -7,6 +7,9 @@
  *  - step blocks (activations, scratch), freed together by
  *    od_arena_reset_step, or back to a mark with od_arena_release.
  *
+ * Step blocks are carved from chunks that are kept and reused, so a steady
+ * training loop asks the host for no memory after its first step.
+ *
  * Use and peak use are tracked per category. Exceeding the budget returns
  * OD_ERR_NOMEM with a message giving the bytes needed and available. */
 #ifndef ONDEV_ENGINE_ARENA_H
