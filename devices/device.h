@@ -166,6 +166,11 @@ typedef struct od_dev_profile {
     od_dev_source sources[OD_DEV_MAX_SOURCES];
     int nfacts;
     od_dev_fact facts[OD_DEV_MAX_FACTS];
+
+    /* Share of a core's peak FLOP rate per op kind, from the profile's
+     * optional `efficiency:` section (written by `ondev profile`); 0 where
+     * the profile gives none, and the emulator then uses its default. */
+    double efficiency[OD_DEV_OP_KIND_COUNT];
 } od_dev_profile;
 
 /* Parse one profile file. A malformed file is refused with
@@ -299,7 +304,8 @@ typedef struct od_dev_settings {
     double max_freq_khz;        /* user cap; 0: none */
     double initial_soc;         /* 1.0 */
     od_dev_battery_model battery_model;
-    double efficiency[OD_DEV_OP_KIND_COUNT];   /* 0: default */
+    double efficiency[OD_DEV_OP_KIND_COUNT];   /* 0: the profile's, else
+                                                  the default */
     /* Policies (0 / negative disables). */
     double stop_below_soc;      /* stop when charge falls below this */
     int charging;               /* plugged in: charge_ma flows in */

@@ -226,9 +226,12 @@ od_dev_status od_dev_emu_create(const od_dev_profile *p,
         return od_dev_fail(OD_DEV_ERR_NOMEM, "out of memory");
     e->p = *p;
     e->s = *s;
+    /* Per kind: the settings' efficiency, else the profile's calibrated
+     * one, else the default. */
     for (int k = 0; k < OD_DEV_OP_KIND_COUNT; k++)
-        e->eff[k] = s->efficiency[k] > 0 ? s->efficiency[k]
-                                         : od__default_eff[k];
+        e->eff[k] = s->efficiency[k] > 0   ? s->efficiency[k]
+                    : p->efficiency[k] > 0 ? p->efficiency[k]
+                                           : od__default_eff[k];
     e->bw_bytes_per_s = p->mem_bandwidth_bytes_per_s * p->mem_cpu_bw_share;
     e->charge_ma = s->charge_current_ma > 0 ? s->charge_current_ma
                                             : p->charge_current_ma;

@@ -486,11 +486,34 @@ static od_dev_status od__parse_thermal(od__ctx *c, const yaml_node_t *root,
     return OD_DEV_OK;
 }
 
+/* The optional `efficiency:` section: op kind name -> share of a core's
+ * peak FLOP rate in (0, 1], each with its source. Kinds not listed stay 0
+ * (the emulator's default). */
+static od_dev_status od__parse_efficiency(od__ctx *c, const yaml_node_t *root,
+                                          int top_src)
+{
+    const char *keys[OD_DEV_OP_KIND_COUNT + 1];
+    for (int k = 0; k < OD_DEV_OP_KIND_COUNT; k++)
+        keys[k] = od_dev_op_kind_name(k);
+    keys[OD_DEV_OP_KIND_COUNT] = NULL;
+    if (!od__get(c, root, "efficiency"))
+        return OD_DEV_OK;
+    yaml_node_t *m;
+    int src;
+    OD__TRY(od__mapping(c, root, "efficiency", &m));
+    OD__TRY(od__check_keys(c, m, "efficiency", keys));
+    OD__TRY(od__map_source(c, m, top_src, &src));
+    for (int k = 0; k < OD_DEV_OP_KIND_COUNT; k++)
+        OD__TRY(od__number_opt(c, m, "efficiency", keys[k], src, 1e-4, 1.0,
+                               &c->p->efficiency[k]));
+    return OD_DEV_OK;
+}
+
 static od_dev_status od__parse_root(od__ctx *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {
         "name", "model", "soc", "sources", "clusters", "memory", "battery",
-        "base_current_ma", "thermal", NULL};
+        "base_current_ma", "thermal", "efficiency", NULL};
     od_dev_profile *p = c->p;
     if (!root || root->type != YAML_MAPPING_NODE)
         return od__err(c, root, "a profile is a mapping of key: value "
@@ -586,7 +609,8 @@ static od_dev_status od__parse_root(od__ctx *c, const yaml_node_t *root)
     OD__TRY(od__number(c, m, "base_current_ma", "active", src, 0, 1e4,
                        &p->active_ma));
 
-    return od__parse_thermal(c, root, top);
+    OD__TRY(od__parse_thermal(c, root, top));
+    return od__parse_efficiency(c, root, top);
 }
 
 /* The file stem of path: "a/b/pixel6.yaml" -> "pixel6". */
