@@ -1,9 +1,17 @@
-/* AVX-512 GEMM micro-kernel and transposing packer.
+/* AVX-512 GEMM micro-kernels and transposing packer.
  *
- * Register tile: 8 rows x 48 columns, i.e. 8 x 3 zmm accumulators (24 of the
- * 32 registers), 3 registers for a row of the B panel and one broadcast of
- * A. Each step of k issues 24 independent FMAs against 11 loads, enough to
- * keep both FMA ports busy through the 4-cycle FMA latency.
+ * Register tiles:
+ *  - 8 rows x 48 columns (od__gemm_arch_avx512), i.e. 8 x 3 zmm
+ *    accumulators (24 of the 32 registers), 3 registers for a row of the B
+ *    panel and one broadcast of A. Each step of k issues 24 independent FMAs
+ *    against 11 loads, enough to keep both FMA ports busy through the
+ *    4-cycle FMA latency.
+ *  - 14 rows x 32 columns (od__gemm_arch_avx512_tall), 28 accumulators, for
+ *    products whose n is a multiple of 32 but not of 48, such as the
+ *    (n, 64) transposed forward product of od_gemm (gemm.c).
+ * Measured on the training shapes, neither wins everywhere: 14 x 32 runs
+ * the short-k products (k = 10) about 8 % slower, 8 x 48 leaves a 16-wide
+ * edge on n = 64, 256, 784 and 1024.
  *
  * Every (rows, vectors, A layout) combination is its own function, built
  * from one always-inlined body, so that edge tiles also keep their
@@ -16,15 +24,15 @@
 
 #define OD__T512 \
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
-#define OD__Z_MR 8
-#define OD__Z_NV 3 /* zmm vectors per tile row */
-#define OD__Z_NR (16 * OD__Z_NV)
+#define OD__Z_MR_MAX 14 /* rows of the tallest tile */
+#define OD__Z_NV_MAX 3  /* zmm vectors per row of the widest tile */
 
-/* Preconditions: MR_ in 1..8, NV in 1..3, A_RS1 and FULL are compile-time
- * constants after inlining; A_RS1 selects a[i + p * a_cs] (1) or
- * a[i * a_rs + p] (0); last_mask selects the valid lanes of the tile's last
- * vector, and FULL says that it is all ones. Loads of B are masked only when
- * needed: a masked load in the loop costs about 4 % of the kernel's speed. */
+/* Preconditions: MR_ in 1..14, NV in 1..3 (MR_ * NV <= 28), A_RS1 and FULL
+ * are compile-time constants after inlining; A_RS1 selects
+ * a[i + p * a_cs] (1) or a[i * a_rs + p] (0); last_mask selects the valid
+ * lanes of the tile's last vector, and FULL says that it is all ones. Loads
+ * of B are masked only when needed: a masked load in the loop costs about
+ * 4 % of the kernel's speed. */
 static inline __attribute__((always_inline)) OD__T512 void
 od__z_body(const int MR_, const int NV, const int A_RS1, const int FULL,
            int kc,
@@ -32,7 +40,7 @@ od__z_body(const int MR_, const int NV, const int A_RS1, const int FULL,
            size_t b_rs, float alpha, float beta, float *c, size_t ldc,
            __mmask16 last_mask)
 {
-    __m512 acc[OD__Z_MR][OD__Z_NV];
+    __m512 acc[OD__Z_MR_MAX][OD__Z_NV_MAX];
     OD__GEMM_UNROLL
     for (int i = 0; i < MR_; i++)
         OD__GEMM_UNROLL
@@ -47,8 +55,19 @@ od__z_body(const int MR_, const int NV, const int A_RS1, const int FULL,
             _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * v),
                          _MM_HINT_T0);
 
+    /* The 14 x 32 family (more than 8 rows) keeps alpha and beta in memory
+     * through the loop: in registers they would push a row of B out to the
+     * stack. The 8 x 48 family keeps them in registers, which saves a store
+     * and a reload on short blocks of k (measured: 4 % at k = 10). */
+    const int ab_in_memory = MR_ > 8;
+    volatile float ab_kept[2];
+    if (ab_in_memory) {
+        ab_kept[0] = alpha;
+        ab_kept[1] = beta;
+    }
+
     /* Main loop: one row of the B panel against one column of A. */
-    const float *arow[OD__Z_MR];
+    const float *arow[OD__Z_MR_MAX];
     OD__GEMM_UNROLL
     for (int i = 0; i < MR_; i++)
         arow[i] = A_RS1 ? a + i : a + (size_t)i * a_rs;
@@ -57,7 +76,7 @@ od__z_body(const int MR_, const int NV, const int A_RS1, const int FULL,
      * the B panel streams from L2). */
     _Pragma("GCC unroll 2")
     for (int p = 0; p < kc; p++) {
-        __m512 bv[OD__Z_NV];
+        __m512 bv[OD__Z_NV_MAX];
         const float *brow = bp + (size_t)p * b_rs;
         OD__GEMM_UNROLL
         for (int v = 0; v < NV - 1; v++)
@@ -75,6 +94,10 @@ od__z_body(const int MR_, const int NV, const int A_RS1, const int FULL,
     }
 
     /* Write-back: C = alpha * acc (+ beta * C), the last vector masked. */
+    if (ab_in_memory) {
+        alpha = ab_kept[0];
+        beta = ab_kept[1];
+    }
     const __m512 alpha_v = _mm512_set1_ps(alpha);
     const __m512 beta_v = _mm512_set1_ps(beta);
     OD__GEMM_UNROLL
@@ -109,41 +132,74 @@ typedef void (*od__z_fn)(OD__Z_ARGS);
         else                                                              \
             od__z_body(MR_, NV, ARS1, 0, OD__Z_PASS);                     \
     }
-#define OD__Z_DEF_NV(MR_, ARS1) \
+/* Rows 1..8 with up to 3 vectors serve the 8 x 48 tile, rows 9..14 with
+ * up to 2 vectors the 14 x 32 one. */
+#define OD__Z_DEF_NV3(MR_, ARS1) \
     OD__Z_DEF(MR_, 1, ARS1) OD__Z_DEF(MR_, 2, ARS1) OD__Z_DEF(MR_, 3, ARS1)
+#define OD__Z_DEF_NV2(MR_, ARS1) \
+    OD__Z_DEF(MR_, 1, ARS1) OD__Z_DEF(MR_, 2, ARS1)
 #define OD__Z_DEF_ALL(ARS1)                                               \
-    OD__Z_DEF_NV(1, ARS1) OD__Z_DEF_NV(2, ARS1) OD__Z_DEF_NV(3, ARS1)     \
-    OD__Z_DEF_NV(4, ARS1) OD__Z_DEF_NV(5, ARS1) OD__Z_DEF_NV(6, ARS1)     \
-    OD__Z_DEF_NV(7, ARS1) OD__Z_DEF_NV(8, ARS1)
+    OD__Z_DEF_NV3(1, ARS1) OD__Z_DEF_NV3(2, ARS1) OD__Z_DEF_NV3(3, ARS1)  \
+    OD__Z_DEF_NV3(4, ARS1) OD__Z_DEF_NV3(5, ARS1) OD__Z_DEF_NV3(6, ARS1)  \
+    OD__Z_DEF_NV3(7, ARS1) OD__Z_DEF_NV3(8, ARS1) OD__Z_DEF_NV2(9, ARS1)  \
+    OD__Z_DEF_NV2(10, ARS1) OD__Z_DEF_NV2(11, ARS1)                       \
+    OD__Z_DEF_NV2(12, ARS1) OD__Z_DEF_NV2(13, ARS1)                       \
+    OD__Z_DEF_NV2(14, ARS1)
 
 OD__Z_DEF_ALL(0)
 OD__Z_DEF_ALL(1)
 
-#define OD__Z_ROW(MR_, ARS1)                                              \
+#define OD__Z_ROW3(MR_, ARS1)                                             \
     { od__z_##MR_##_1_##ARS1, od__z_##MR_##_2_##ARS1,                     \
       od__z_##MR_##_3_##ARS1 }
-#define OD__Z_TABLE(ARS1)                                                 \
-    { OD__Z_ROW(1, ARS1), OD__Z_ROW(2, ARS1), OD__Z_ROW(3, ARS1),         \
-      OD__Z_ROW(4, ARS1), OD__Z_ROW(5, ARS1), OD__Z_ROW(6, ARS1),         \
-      OD__Z_ROW(7, ARS1), OD__Z_ROW(8, ARS1) }
+#define OD__Z_ROW2(MR_, ARS1)                                             \
+    { od__z_##MR_##_1_##ARS1, od__z_##MR_##_2_##ARS1 }
+#define OD__Z_TABLE48(ARS1)                                               \
+    { OD__Z_ROW3(1, ARS1), OD__Z_ROW3(2, ARS1), OD__Z_ROW3(3, ARS1),      \
+      OD__Z_ROW3(4, ARS1), OD__Z_ROW3(5, ARS1), OD__Z_ROW3(6, ARS1),      \
+      OD__Z_ROW3(7, ARS1), OD__Z_ROW3(8, ARS1) }
+#define OD__Z_TABLE32(ARS1)                                               \
+    { OD__Z_ROW2(1, ARS1), OD__Z_ROW2(2, ARS1), OD__Z_ROW2(3, ARS1),      \
+      OD__Z_ROW2(4, ARS1), OD__Z_ROW2(5, ARS1), OD__Z_ROW2(6, ARS1),      \
+      OD__Z_ROW2(7, ARS1), OD__Z_ROW2(8, ARS1), OD__Z_ROW2(9, ARS1),      \
+      OD__Z_ROW2(10, ARS1), OD__Z_ROW2(11, ARS1), OD__Z_ROW2(12, ARS1),   \
+      OD__Z_ROW2(13, ARS1), OD__Z_ROW2(14, ARS1) }
 
-/* [A_RS1][mr - 1][nv - 1] */
-static const od__z_fn od__z_table[2][OD__Z_MR][OD__Z_NV] = {
-    OD__Z_TABLE(0),
-    OD__Z_TABLE(1),
+/* [A_RS1][mr - 1][nv - 1] for each tile */
+static const od__z_fn od__z_table48[2][8][3] = {
+    OD__Z_TABLE48(0),
+    OD__Z_TABLE48(1),
+};
+static const od__z_fn od__z_table32[2][14][2] = {
+    OD__Z_TABLE32(0),
+    OD__Z_TABLE32(1),
 };
 
-static void od__ukernel_avx512(int mr, int nr, int kc, const float *a,
-                               size_t a_rs, size_t a_cs, const float *bp,
-                               size_t b_rs, float alpha, float beta, float *c,
-                               size_t ldc)
+/* The lanes of the last vector of a row of nr columns. */
+static __mmask16 od__z_last_mask(int nr)
 {
-    int nv = (nr + 15) / 16;
-    int tail = nr - 16 * (nv - 1);
-    __mmask16 last_mask = (__mmask16)(tail == 16 ? 0xffff : (1u << tail) - 1);
-    int ars1 = a_rs == 1;
-    od__z_table[ars1][mr - 1][nv - 1](kc, a, a_rs, a_cs, bp, b_rs, alpha,
-                                      beta, c, ldc, last_mask);
+    int tail = nr - 16 * ((nr + 15) / 16 - 1);
+    return (__mmask16)(tail == 16 ? 0xffff : (1u << tail) - 1);
+}
+
+static void od__ukernel_avx512_48(int mr, int nr, int kc, const float *a,
+                                  size_t a_rs, size_t a_cs, const float *bp,
+                                  size_t b_rs, float alpha, float beta,
+                                  float *c, size_t ldc)
+{
+    od__z_table48[a_rs == 1][mr - 1][(nr + 15) / 16 - 1](
+        kc, a, a_rs, a_cs, bp, b_rs, alpha, beta, c, ldc,
+        od__z_last_mask(nr));
+}
+
+static void od__ukernel_avx512_32(int mr, int nr, int kc, const float *a,
+                                  size_t a_rs, size_t a_cs, const float *bp,
+                                  size_t b_rs, float alpha, float beta,
+                                  float *c, size_t ldc)
+{
+    od__z_table32[a_rs == 1][mr - 1][(nr + 15) / 16 - 1](
+        kc, a, a_rs, a_cs, bp, b_rs, alpha, beta, c, ldc,
+        od__z_last_mask(nr));
 }
 
 /* Transpose a 16 x 16 block: rows r[0..15] in, columns out (in place). */
@@ -208,17 +264,36 @@ static OD__T512 void od__pack_bt_avx512(int kc, int nr, int w, const float *b,
 
 const od__gemm_arch od__gemm_arch_avx512 = {
     .isa = OD_ISA_AVX512,
-    .mr = OD__Z_MR,
-    .nr = OD__Z_NR,
+    .mr = 8,
+    .nr = 48,
     .vec = 16,
     .b_in_place = 1,
-    .kernel = od__ukernel_avx512,
+    .kernel = od__ukernel_avx512_48,
+    .pack_bt = od__pack_bt_avx512,
+};
+
+const od__gemm_arch od__gemm_arch_avx512_tall = {
+    .isa = OD_ISA_AVX512,
+    .mr = 14,
+    .nr = 32,
+    .vec = 16,
+    .b_in_place = 1,
+    .kernel = od__ukernel_avx512_32,
     .pack_bt = od__pack_bt_avx512,
 };
 
 #else /* not x86: od_cpu_isa() never selects this table */
 
 const od__gemm_arch od__gemm_arch_avx512 = {
+    .isa = OD_ISA_PORTABLE,
+    .mr = 4,
+    .nr = 16,
+    .vec = 1,
+    .kernel = NULL,
+    .pack_bt = NULL,
+};
+
+const od__gemm_arch od__gemm_arch_avx512_tall = {
     .isa = OD_ISA_PORTABLE,
     .mr = 4,
     .nr = 16,

@@ -53,6 +53,8 @@ typedef struct od__gemm_arch {
 extern const od__gemm_arch od__gemm_arch_portable;
 extern const od__gemm_arch od__gemm_arch_avx2;
 extern const od__gemm_arch od__gemm_arch_avx512;
+/* A 14 x 32 tile on AVX-512, for products whose n is a multiple of 32. */
+extern const od__gemm_arch od__gemm_arch_avx512_tall;
 
 /* The portable transposing packer for panel columns j0..nr-1 (and the zero
  * padding nr..w-1); b and bp point at the panel's origin as above. The
