@@ -53,6 +53,13 @@ typedef struct od_layer_vtbl {
     /* Initialise parameters as PyTorch's defaults for the layer. */
     void (*init)(od_layer *l, od_rng *rng);
     void (*destroy)(od_layer *l);
+    /* Optional (NULL: engine/pergrad.c materialises each example's gradient
+     * instead). Adds to sqnorm[i] (N) the squared norm of example i's
+     * gradient of the layer's trainable parameters, from the last forward
+     * and dy (N, ...), the output gradient whose rows for example i come
+     * from example i's loss alone. Leaves parameter gradients untouched. */
+    od_status (*grad_sqnorm)(od_layer *l, od_ctx *ctx, const od_tensor *dy,
+                             float *sqnorm);
 } od_layer_vtbl;
 
 #define OD_LAYER_MAX_PARAMS 8

@@ -301,6 +301,10 @@ static void od__privacy_text(FILE *f, const od__privacy_args *a,
 
 int od_cmd_privacy(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "attack") == 0)
+        return od_cmd_privacy_attack(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "audit") == 0)
+        return od_cmd_privacy_audit(argc - 1, argv + 1);
     od__privacy_args *a = calloc(1, sizeof *a);
     if (a == NULL) {
         od_log_error("out of memory");

@@ -775,6 +775,13 @@ void od_run_result_write_text(const od_run_result *r, FILE *f)
     if (!isnan(r->test_accuracy))
         fprintf(f, "  test accuracy %.2f %%, test loss %.4f\n",
                 100.0 * r->test_accuracy, r->test_loss);
+    if (r->dp.enabled)
+        fprintf(f, "  DP-SGD: epsilon %.3f at delta %g (%s%s%s), sigma "
+                "%.4f, C %g, q %.5f (%s), %lld steps\n", r->dp.epsilon,
+                r->dp.delta, r->dp.accountant, r->dp.conversion[0] ? ", " : "",
+                r->dp.conversion, r->dp.noise_multiplier, r->dp.clip_norm,
+                r->dp.sampling_rate, r->dp.sampling,
+                (long long)r->dp.steps);
     for (int k = 0; k < r->metrics.count; k++)
         fprintf(f, "  %s %.4f\n", r->metrics.names[k], r->metrics.values[k]);
     if (r->baseline.baseline[0] || r->baseline.count) {

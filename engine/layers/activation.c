@@ -73,7 +73,7 @@ static void od__activation_destroy(od_layer *l) { od__layer_free(l, NULL); }
 #define OD__ACT_VTBL(kind)                                                  \
     {                                                                       \
         kind, od__activation_out_shape, od__activation_forward,            \
-            od__activation_backward, NULL, od__activation_destroy,         \
+            od__activation_backward, NULL, od__activation_destroy, NULL,   \
     }
 
 static const od_layer_vtbl od__act_vtbls[] = {

@@ -163,6 +163,67 @@ static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
     return OD_OK;
 }
 
+/* Per-example squared gradient norms. The weights are shared over the
+ * OH x OW output positions P, so the norm-from-Grams route costs
+ * P^2 (C_in KH KW + C_out) per example against P C_in KH KW C_out for
+ * materialising the example's gradient; for the image sizes ondev trains
+ * the second is cheaper, so each example's weight and bias gradients are
+ * materialised, one example at a time, in scratch.
+ * TODO(pergrad): take the Gram route when P is small against the channels
+ * (late layers of deep networks). */
+static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
+                                        const od_tensor *dy, float *sqnorm)
+{
+    od__conv2d *L = (od__conv2d *)l;
+    OD_ASSERT(L->x.data); /* needs a forward first */
+    uint64_t t0 = od_now_ns();
+    OD_TRY(od__check_same(l, "output gradient", dy, L->y.ndim, L->y.dims));
+    od_param *w = l->params[0];
+    od_param *b = L->has_bias ? l->params[1] : NULL;
+    int want_w = od__wants_grad(w), want_b = od__wants_grad(b);
+    if (!want_w && !want_b)
+        return OD_OK;
+
+    od_conv2d_shape s1 = L->shape;
+    s1.n = 1;
+    int n = L->shape.n;
+    size_t wsize = (size_t)L->c_out * L->c_in * L->kh * L->kw;
+    size_t xsize = L->x.size / (size_t)n, ysize = dy->size / (size_t)n;
+    size_t mark = od_arena_mark(ctx->arena);
+    void *p = NULL;
+    OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_SCRATCH,
+                          (wsize + (size_t)L->c_out) * sizeof(float), &p));
+    float *dw = p;              /* (C_out, C_in, KH, KW) */
+    float *db = dw + wsize;     /* (C_out) */
+    float *scratch;
+    od_status st = od__conv2d_scratch(ctx, &s1, &scratch);
+    for (int i = 0; i < n && st == OD_OK; i++) {
+        const float *gi = dy->data + (size_t)i * ysize;
+        memset(db, 0, (size_t)L->c_out * sizeof(float));
+        double acc = 0;
+        if (want_w) {
+            memset(dw, 0, wsize * sizeof(float));
+            od_conv2d_backward_weight(ctx->pool, &s1,
+                                      L->x.data + (size_t)i * xsize, gi, dw,
+                                      db, scratch);
+            acc += od_sumsq(wsize, dw);
+        } else {
+            od_tensor gt = {.ndim = 4, .dims = {1, L->c_out, dy->dims[2],
+                                                dy->dims[3]},
+                            .size = ysize, .data = (float *)gi};
+            od__conv2d_bias_grad(&gt, db);
+        }
+        if (want_b)
+            acc += od_sumsq((size_t)L->c_out, db);
+        sqnorm[i] += (float)acc;
+    }
+    od_arena_release(ctx->arena, mark);
+    double macs = (double)dy->size * L->c_in * L->kh * L->kw;
+    od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * macs,
+             (double)L->x.size + (double)dy->size, (double)n, t0);
+    return st;
+}
+
 /* PyTorch's nn.Conv2d: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
  * with fan_in = C_in * KH * KW. */
 static void od__conv2d_init(od_layer *l, od_rng *rng)
@@ -180,7 +241,7 @@ static void od__conv2d_destroy(od_layer *l)
 
 static const od_layer_vtbl od__conv2d_vtbl = {
     "conv2d", od__conv2d_out_shape, od__conv2d_forward, od__conv2d_backward,
-    od__conv2d_init, od__conv2d_destroy,
+    od__conv2d_init, od__conv2d_destroy, od__conv2d_grad_sqnorm,
 };
 
 od_status od_conv2d_create(od_ctx *ctx, const char *name, int c_in, int c_out,

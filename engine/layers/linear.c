@@ -107,6 +107,85 @@ static od_status od__linear_backward(od_layer *l, od_ctx *ctx,
     return OD_OK;
 }
 
+/* Per-example squared gradient norms without the per-example gradients
+ * where that is cheaper. Example i owns T = rows / N rows of x and dy.
+ * With T = 1 its weight gradient is the outer product dy_i x_i^T, whose
+ * squared norm is ||x_i||^2 ||dy_i||^2. With T > 1 the gradient is
+ * G_i^T X_i (G_i (T, out), X_i (T, in)); its squared norm is the sum of
+ * the element-wise product of the Gram matrices X_i X_i^T and G_i G_i^T,
+ * T^2 (in + out) multiply-adds against T in out for materialising it, so
+ * the cheaper of the two is used. The bias gradient is the column sum of
+ * G_i. */
+static od_status od__linear_grad_sqnorm(od_layer *l, od_ctx *ctx,
+                                        const od_tensor *dy, float *sqnorm)
+{
+    od__linear *L = (od__linear *)l;
+    OD_ASSERT(L->x.data); /* needs a forward first */
+    uint64_t t0 = od_now_ns();
+    OD_TRY(od__check_same(l, "output gradient", dy, L->y.ndim, L->y.dims));
+    od_param *w = l->params[0];
+    od_param *b = L->has_bias ? l->params[1] : NULL;
+    int want_w = od__wants_grad(w), want_b = od__wants_grad(b);
+    int n = L->x.dims[0];
+    int rows = (int)(L->x.size / (size_t)L->in);
+    int t = rows / n;
+    int in = L->in, out = L->out;
+    double flops = 0;
+
+    size_t mark = od_arena_mark(ctx->arena);
+    void *p = NULL;
+    if (t == 1) {
+        /* sx (N), sg (N): squared row norms of x and dy. */
+        OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_SCRATCH,
+                              2 * (size_t)n * sizeof(float), &p));
+        float *sx = p, *sg = sx + n;
+        od_row_sqnorm(ctx->pool, n, out, dy->data, sg);
+        if (want_w)
+            od_row_sqnorm(ctx->pool, n, in, L->x.data, sx);
+        for (int i = 0; i < n; i++)
+            sqnorm[i] += (want_w ? sx[i] * sg[i] : 0.0f)
+                         + (want_b ? sg[i] : 0.0f);
+        flops = 2.0 * n * (in + out);
+    } else {
+        int gram = (double)t * (in + out) <= (double)in * out;
+        size_t scratch = gram ? 2 * (size_t)t * t : (size_t)in * out;
+        OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_SCRATCH,
+                              (scratch + (size_t)out) * sizeof(float), &p));
+        float *buf = p;                  /* Grams (2, T, T) or (out, in) */
+        float *bsum = buf + scratch;     /* (out) */
+        for (int i = 0; i < n; i++) {
+            const float *xi = L->x.data + (size_t)i * t * in;  /* (T, in) */
+            const float *gi = dy->data + (size_t)i * t * out;  /* (T, out) */
+            double acc = 0;
+            if (want_w && gram) {
+                float *gx = buf, *gg = buf + (size_t)t * t;
+                od_gemm(NULL, 0, 1, t, t, in, 1.0f, xi, in, xi, in, 0.0f,
+                        gx, t);
+                od_gemm(NULL, 0, 1, t, t, out, 1.0f, gi, out, gi, out, 0.0f,
+                        gg, t);
+                for (size_t k = 0; k < (size_t)t * t; k++)
+                    acc += (double)gx[k] * gg[k];
+            } else if (want_w) {
+                od_gemm(NULL, 1, 0, out, in, t, 1.0f, gi, out, xi, in, 0.0f,
+                        buf, in);
+                acc += od_sumsq((size_t)out * in, buf);
+            }
+            if (want_b) {
+                memset(bsum, 0, (size_t)out * sizeof(float));
+                od_sum_rows_ref(t, out, gi, bsum);
+                acc += od_sumsq((size_t)out, bsum);
+            }
+            sqnorm[i] += (float)acc;
+        }
+        flops = gram ? 2.0 * n * t * t * (in + out + 1)
+                     : 2.0 * n * t * in * out;
+    }
+    od_arena_release(ctx->arena, mark);
+    od__cost(ctx, l, OD_OP_GEMM, OD_PHASE_BACKWARD, flops,
+             (double)L->x.size + (double)dy->size, (double)n, t0);
+    return OD_OK;
+}
+
 /* PyTorch's nn.Linear: kaiming_uniform with a = sqrt(5) on the weight, which
  * is U(-1/sqrt(in), 1/sqrt(in)), and the same bound for the bias. */
 static void od__linear_init(od_layer *l, od_rng *rng)
@@ -124,7 +203,7 @@ static void od__linear_destroy(od_layer *l)
 
 static const od_layer_vtbl od__linear_vtbl = {
     "linear", od__linear_out_shape, od__linear_forward, od__linear_backward,
-    od__linear_init, od__linear_destroy,
+    od__linear_init, od__linear_destroy, od__linear_grad_sqnorm,
 };
 
 od_status od_linear_create(od_ctx *ctx, const char *name, int in, int out,

@@ -1,0 +1,43 @@
+/* Gaussian noise for differential privacy from a cryptographic stream.
+ *
+ * The uniform bits are libsodium's ChaCha20 keystream under a 256-bit key
+ * derived from a 64-bit seed (BLAKE2b of a label and the seed), so a seed
+ * makes a run reproducible while the noise stays unpredictable to anyone
+ * without it. Normals come from the ziggurat method (Marsaglia & Tsang
+ * 2000, 128 layers) with the layer index and the value taken from disjoint
+ * bits of each 32-bit word.
+ *
+ * Noise is addressed, not sequential: a fill is named by a stream (e.g. the
+ * training step) and a substream (e.g. the parameter's index), and split
+ * into fixed chunks of 4096 values, each with its own keystream range. The
+ * result is therefore the same for any number of threads. */
+#ifndef ONDEV_PRIVACY_NOISE_H
+#define ONDEV_PRIVACY_NOISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/pool.h"
+
+typedef struct od_noise {
+    unsigned char key[32];
+    /* Ziggurat tables, 128 layers. */
+    uint32_t kn[128];
+    float wn[128];
+    float fn[128];
+} od_noise;
+
+/* Derive the key from seed and build the tables. Returns OD_ERR_UNSUPPORTED
+ * when libsodium cannot initialise. */
+od_status od_noise_init(od_noise *g, uint64_t seed);
+
+/* out[0..n) = std * N(0, 1) draws of (stream, substream). */
+void od_noise_fill(const od_noise *g, od_pool *pool, uint64_t stream,
+                   uint32_t substream, float std, float *out, size_t n);
+
+/* x[0..n) += std * N(0, 1) draws of (stream, substream); the draws are
+ * those od_noise_fill would write. */
+void od_noise_add(const od_noise *g, od_pool *pool, uint64_t stream,
+                  uint32_t substream, float std, float *x, size_t n);
+
+#endif
