@@ -275,44 +275,9 @@ static od_status od__gru_backward(od_layer *l, od_ctx *ctx,
     double rd = (double)dy->size + 5.0 * nt * H + (double)G * H;
     double wr = 2.0 * nt * G;
 
-    /* W_hh (3H, H) += dhp^T (3H, T*N) hs[0..T) (T*N, H); the first step's
-     * state is zero, so its rows are skipped. */
-    if (od__wants_grad(w_hh) && T > 1) {
-        od_gemm(ctx->pool, 1, 0, G, H, (T - 1) * N, 1.0f,
-                dhp + (size_t)N * G, G, L->hs + (size_t)N * H, H, 1.0f,
-                w_hh->grad.data, H);
-        flops += 2.0 * (T - 1.0) * N * G * H;
-        rd += 2.0 * (double)G * H + nt * G + nt * H;
-        wr += (double)G * H;
-    }
-    if (od__wants_grad(b_hh)) {
-        od_sum_rows(ctx->pool, T * N, G, dhp, b_hh->grad.data);
-        flops += nt * G;
-        rd += nt * G + G;
-        wr += G;
-    }
-    /* W_ih (3H, I) += dxp^T (3H, N*T) x (N*T, I). */
-    if (od__wants_grad(w_ih)) {
-        od_gemm(ctx->pool, 1, 0, G, I, N * T, 1.0f, dxp, G, L->x.data, I,
-                1.0f, w_ih->grad.data, I);
-        flops += 2.0 * nt * G * I;
-        rd += 2.0 * (double)G * I + nt * G + (double)L->x.size;
-        wr += (double)G * I;
-    }
-    if (od__wants_grad(b_ih)) {
-        od_sum_rows(ctx->pool, N * T, G, dxp, b_ih->grad.data);
-        flops += nt * G;
-        rd += nt * G + G;
-        wr += G;
-    }
-    /* dx (N*T, I) = dxp (N*T, 3H) W_ih (3H, I). */
-    if (dx) {
-        od_gemm(ctx->pool, 0, 0, N * T, I, G, 1.0f, dxp, G, w_ih->value.data,
-                I, 0.0f, dx->data, I);
-        flops += 2.0 * nt * G * I;
-        rd += nt * G + (double)G * I;
-        wr += (double)dx->size;
-    }
+    od__rnn_backward_params(ctx, w_ih, w_hh, b_ih, b_hh, N, T, I, H, G,
+                            L->x.data, L->hs + (size_t)N * H, dxp, dhp, dx,
+                            &flops, &rd, &wr);
     od_arena_release(ctx->arena, mark);
     od__cost(ctx, l, OD_OP_GEMM, OD_PHASE_BACKWARD, flops, rd, wr, t0);
     return OD_OK;

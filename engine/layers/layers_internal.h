@@ -68,4 +68,16 @@ void od__parallel_rows(od_pool *pool, int rows, size_t floats_per_row,
 /* U(-bound, bound) into every element of t. */
 void od__fill_uniform(od_tensor *t, od_rng *rng, float bound);
 
+/* The parameter and input gradients of a gated recurrent layer (G = gates
+ * x H) from the gradients of its projections: dxp (N*T, G), row n*T + t;
+ * dhp (T*N, G), row t*N + n; hs1 (T-1, N, H) the states before steps
+ * 1..T-1. Accumulates into the trainable parameters' gradients, writes dx
+ * when not NULL, and adds the work done to *flops, *rd and *wr (floats). */
+void od__rnn_backward_params(od_ctx *ctx, od_param *w_ih, od_param *w_hh,
+                             od_param *b_ih, od_param *b_hh, int N, int T,
+                             int I, int H, int G, const float *x,
+                             const float *hs1, const float *dxp,
+                             const float *dhp, od_tensor *dx, double *flops,
+                             double *rd, double *wr);
+
 #endif
