@@ -807,6 +807,21 @@ static void test_model_cnn(void **state)
     check_model(&mc);
 }
 
+static void test_model_cnn_tanh(void **state)
+{
+    (void)state;
+    const model_case mc = {
+        od_fmnist_build_cnn_tanh, 184586,
+        {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+         "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"},
+        {{32, 1, 5, 5}, {64, 32, 5, 5}, {128, 1024}, {10, 128}},
+        {"conv1 conv2d", "tanh1 tanh", "pool1 maxpool2d", "conv2 conv2d",
+         "tanh2 tanh", "pool2 maxpool2d", "flatten flatten", "fc1 linear",
+         "tanh3 tanh", "fc2 linear", NULL},
+    };
+    check_model(&mc);
+}
+
 static void test_registry(void **state)
 {
     (void)state;
@@ -879,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_fmnist_real),
         cmocka_unit_test(test_model_mlp),
         cmocka_unit_test(test_model_cnn),
+        cmocka_unit_test(test_model_cnn_tanh),
         cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -261,26 +261,33 @@ fail:
     return st;
 }
 
-od_status od_fmnist_build_cnn(od_ctx *ctx, od_model **out)
+/* The fmnist-cnn layout with the given activation after every hidden
+ * layer; names follow it (relu1, tanh1, ...). */
+static od_status od__fmnist_build_cnn_act(od_ctx *ctx, od_act act,
+                                          const char *act_name,
+                                          od_model **out)
 {
     OD_ASSERT(ctx && out);
     *out = NULL;
     od_model *m = NULL;
     OD_TRY(od_model_create(ctx, &m));
     od_status st = OD_OK;
+    char name[3][16];
+    for (int i = 0; i < 3; i++)
+        snprintf(name[i], sizeof name[i], "%s%d", act_name, i + 1);
 
     /* (N, 1, 28, 28) -> conv (N, 32, 24, 24) -> pool (N, 32, 12, 12) */
     OD__APPEND(od_conv2d_create(ctx, "conv1", 1, 32, 5, 5, 1, 0, 1, &l));
-    OD__APPEND(od_activation_create("relu1", OD_ACT_RELU, &l));
+    OD__APPEND(od_activation_create(name[0], act, &l));
     OD__APPEND(od_maxpool2d_create("pool1", 2, 2, &l));
     /* -> conv (N, 64, 8, 8) -> pool (N, 64, 4, 4) */
     OD__APPEND(od_conv2d_create(ctx, "conv2", 32, 64, 5, 5, 1, 0, 1, &l));
-    OD__APPEND(od_activation_create("relu2", OD_ACT_RELU, &l));
+    OD__APPEND(od_activation_create(name[1], act, &l));
     OD__APPEND(od_maxpool2d_create("pool2", 2, 2, &l));
     /* -> (N, 1024) -> (N, 128) -> (N, 10) */
     OD__APPEND(od_flatten_create("flatten", &l));
     OD__APPEND(od_linear_create(ctx, "fc1", 64 * 4 * 4, 128, 1, &l));
-    OD__APPEND(od_activation_create("relu3", OD_ACT_RELU, &l));
+    OD__APPEND(od_activation_create(name[2], act, &l));
     OD__APPEND(od_linear_create(ctx, "fc2", 128, OD_FMNIST_CLASSES, 1, &l));
 
     od__fmnist_check_model(m);
@@ -289,4 +296,14 @@ od_status od_fmnist_build_cnn(od_ctx *ctx, od_model **out)
 fail:
     od_model_destroy(m);
     return st;
+}
+
+od_status od_fmnist_build_cnn(od_ctx *ctx, od_model **out)
+{
+    return od__fmnist_build_cnn_act(ctx, OD_ACT_RELU, "relu", out);
+}
+
+od_status od_fmnist_build_cnn_tanh(od_ctx *ctx, od_model **out)
+{
+    return od__fmnist_build_cnn_act(ctx, OD_ACT_TANH, "tanh", out);
 }

@@ -54,8 +54,13 @@ od_status od_fmnist_load(const char *dir, int train_limit, int test_limit,
  *             fc3 256->10 (269,322 parameters).
  * fmnist-cnn: conv1 5x5 1->32, relu1, pool1 2x2, conv2 5x5 32->64, relu2,
  *             pool2 2x2, flatten, fc1 1024->128, relu3, fc2 128->10
- *             (184,586 parameters). Convolutions are valid (no padding). */
+ *             (184,586 parameters). Convolutions are valid (no padding).
+ * fmnist-cnn-tanh: fmnist-cnn with tanh in place of every ReLU (tanh1..3).
+ *             Bounded activations train better under DP-SGD's clipping
+ *             and noise (Papernot et al. 2021, "Tempered sigmoid
+ *             activations for deep learning with differential privacy"). */
 od_status od_fmnist_build_mlp(od_ctx *ctx, od_model **out);
 od_status od_fmnist_build_cnn(od_ctx *ctx, od_model **out);
+od_status od_fmnist_build_cnn_tanh(od_ctx *ctx, od_model **out);
 
 #endif

@@ -72,6 +72,20 @@ static const od_workload od__workloads[] = {
         .build_model = od_fmnist_build_cnn,
     },
     {
+        .name = "fmnist-cnn-tanh",
+        .description = "Fashion-MNIST clothing images, 10 classes; "
+                       "fmnist-cnn with tanh activations, for DP-SGD "
+                       "(184,586 parameters)",
+        .data_source = OD__FMNIST_SOURCE,
+        .metrics = "accuracy, cross-entropy loss",
+        .sample_ndim = 3,
+        .sample_dims = {1, OD_FMNIST_ROWS, OD_FMNIST_COLS},
+        .labels_per_sample = 1,
+        .num_classes = OD_FMNIST_CLASSES,
+        .load = od__fmnist_workload_load,
+        .build_model = od_fmnist_build_cnn_tanh,
+    },
+    {
         .name = "kjv-char",
         .description = "King James Bible next-character prediction, 64 "
                        "characters, windows of 64 (60,678 train / 4,558 "
