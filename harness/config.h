@@ -101,7 +101,9 @@
     X(conversion, ENUM, "improved", "improved|classic",                       \
       "DP, RDP accountant: RDP to (epsilon, delta) conversion")               \
     X(microbatch, INT, "0", "[0, 65536]",                                     \
-      "DP: examples per physical pass of a batch (0: the whole batch)")
+      "examples per physical pass of a batch (0: the whole batch)")          \
+    X(memory_policy, ENUM, "fail", "fail|adapt",                              \
+      "a batch over the memory budget: fail, or split into micro-batches")
 
 #define OD_CONFIG_STR_MAX 512
 

@@ -65,6 +65,7 @@ typedef struct od__run {
     od_dpsgd *dp;            /* DP-SGD when dp = true, else NULL */
     od_results_run *store;   /* the results file; NULL: none */
     od_device_bridge dev;    /* the emulated phone; inactive when none */
+    int microbatch;          /* examples per pass; 0: the whole batch */
     uint64_t epoch_t0_ns;    /* host clock at the start of this epoch */
 } od__run;
 
@@ -118,14 +119,46 @@ static od_status od__gather(od__run *s, const od_dataset *d,
 static od_status od__forward_backward(od__run *s, const int32_t *idx, int n,
                                       double *loss, int *count)
 {
-    od_tensor x, logits, dlogits;
-    int32_t *labels;
-    OD_TRY(od__gather(s, &s->train, idx, n, &x, &labels));
+    const od_dataset *d = &s->train;
+    int mb = s->microbatch > 0 && s->microbatch < n ? s->microbatch : n;
+
+    /* With micro-batches, each one's gradient is scaled to its share of
+     * the rows that count in the whole batch, so that the accumulated
+     * gradient is the batch's mean, as without splitting. */
+    int total = 0;
+    if (mb < n)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < d->labels_per_sample; j++)
+                total += d->y[(size_t)idx[i] * d->labels_per_sample + j] >= 0;
+
     od_model_zero_grad(s->model);
-    OD_TRY(od_model_forward(s->model, &x, 1, &logits));
-    OD_TRY(od_model_xent(s->model, &logits, labels, loss, count, NULL,
-                         &dlogits));
-    return od_model_backward(s->model, &dlogits);
+    double loss_sum = 0;
+    int counted = 0;
+    for (int start = 0; start < n; start += mb) {
+        int k = n - start < mb ? n - start : mb;
+        size_t mark = od_arena_mark(s->arena);
+        od_tensor x, logits, dlogits;
+        int32_t *labels;
+        double part_loss;
+        int part_count;
+        OD_TRY(od__gather(s, d, idx + start, k, &x, &labels));
+        OD_TRY(od_model_forward(s->model, &x, 1, &logits));
+        OD_TRY(od_model_xent(s->model, &logits, labels, &part_loss,
+                             &part_count, NULL, &dlogits));
+        if (mb < n) {
+            float share = total ? (float)part_count / (float)total : 0.0f;
+            for (size_t i = 0; i < dlogits.size; i++)
+                dlogits.data[i] *= share;
+        }
+        OD_TRY(od_model_backward(s->model, &dlogits));
+        if (mb < n)
+            od_arena_release(s->arena, mark);
+        loss_sum += part_loss * part_count;
+        counted += part_count;
+    }
+    *loss = counted ? loss_sum / counted : 0.0;
+    *count = counted;
+    return OD_OK;
 }
 
 /* od__gather for DP-SGD, which draws its own batches. */
@@ -144,7 +177,10 @@ static od_status od__evaluate(od__run *s, double *accuracy, double *loss,
 {
     od_metric_acc acc;
     od_metric_acc_init(&acc);
+    /* Evaluate in the training pass size, which is known to fit. */
     int bs = (int)s->cfg->batch_size;
+    if (s->microbatch > 0 && s->microbatch < bs)
+        bs = s->microbatch;
     double loss_sum = 0;
     int64_t rows = 0, correct = 0;
     int trace_was = s->trace.enabled;
@@ -202,9 +238,10 @@ static od_status od__budget_fail(const od__run *s, const char *during,
                        "Raise mem_budget (0 = unlimited)", what, during,
                        s->wl->name, why);
     return od_fail(OD_ERR_NOMEM, "%s is too small for %s of %s at "
-                   "batch_size = %lld: %s. Use a smaller batch_size or a "
-                   "larger mem_budget", what, during, s->wl->name,
-                   (long long)s->cfg->batch_size, why);
+                   "batch_size = %lld: %s. Use a smaller batch_size, "
+                   "micro-batches (microbatch=N, or memory_policy=adapt to "
+                   "find one) or a larger mem_budget", what, during,
+                   s->wl->name, (long long)s->cfg->batch_size, why);
 }
 
 /* Threads and CPU binding. */
@@ -408,13 +445,27 @@ static od_status od__setup(od__run *s, od_run_result *r)
     double loss;
     int count;
     s->trace.enabled = 0;
-    od_arena_reset_step(s->arena);
-    st = od__forward_backward(s, s->order, n, &loss, &count);
-    od_arena_reset_step(s->arena);
-    od_model_zero_grad(s->model);
+    s->microbatch = (int)c->microbatch;
+    for (;;) {
+        od_arena_reset_step(s->arena);
+        st = od__forward_backward(s, s->order, n, &loss, &count);
+        od_arena_reset_step(s->arena);
+        od_model_zero_grad(s->model);
+        /* memory_policy=adapt: halve the micro-batch until a step fits. */
+        int mb = s->microbatch > 0 && s->microbatch < n ? s->microbatch : n;
+        if (st != OD_ERR_NOMEM || strcmp(c->memory_policy, "adapt") != 0 ||
+            mb == 1)
+            break;
+        s->microbatch = (mb + 1) / 2;
+        od_log_info("memory_policy=adapt: a batch of %d does not fit, "
+                    "trying micro-batches of %d", n, s->microbatch);
+    }
     s->trace.enabled = 1;
+    r->microbatch = s->microbatch > 0 && s->microbatch < n ? s->microbatch : n;
     if (st == OD_ERR_NOMEM)
         return od__budget_fail(s, "one training step", 1);
+    if (st == OD_OK && s->dp && s->microbatch != (int)c->microbatch)
+        od_dpsgd_set_microbatch(s->dp, s->microbatch);
     return st;
 }
 
@@ -722,6 +773,7 @@ void od_run_result_write_json(const od_run_result *r, FILE *f)
         od_json_int(&j, mem_names[k], (int64_t)r->peak_mem_by_kind[k]);
     od_json_end_object(&j);
     od_json_int(&j, "mem_budget_bytes", (int64_t)r->mem_budget_bytes);
+    od_json_int(&j, "microbatch", r->microbatch);
     od_json_int(&j, "param_count", (int64_t)r->param_count);
     od_dp_summary_write_json(&r->dp, &j);
     od_device_summary_write_json(&r->device, &j);

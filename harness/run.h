@@ -52,6 +52,8 @@ typedef struct od_run_result {
     od_metrics baseline;
 
     uint64_t mem_budget_bytes;    /* 0: unlimited */
+    int microbatch;               /* examples per physical pass, after
+                                     memory_policy=adapt */
     size_t peak_mem_bytes;
     size_t peak_mem_by_kind[OD_MEM_KIND_COUNT];
 

@@ -20,6 +20,12 @@ struct od_dpsgd {
     od_dpsgd_stats stats;
 };
 
+void od_dpsgd_set_microbatch(od_dpsgd *d, int microbatch)
+{
+    OD_ASSERT(d && microbatch >= 0);
+    d->cfg.microbatch = microbatch;
+}
+
 od_status od_dpsgd_create(const od_dpsgd_config *c, od_dpsgd **out)
 {
     *out = NULL;

@@ -72,6 +72,10 @@ const od_dpsgd_stats *od_dpsgd_get_stats(const od_dpsgd *d);
  * the same batch. */
 int od_dpsgd_poisson_batch(const od_dpsgd *d, uint64_t step, int32_t *idx);
 
+/* Examples per physical pass from now on (0: the whole batch); the
+ * result is the same up to rounding, only the memory needed changes. */
+void od_dpsgd_set_microbatch(od_dpsgd *d, int microbatch);
+
 /* One step's private gradient into the model's parameter gradients
  * (zeroed first), ready for od_optim_step. With Poisson sampling the batch
  * is drawn here and idx, n are ignored (pass NULL, 0); with shuffling,

@@ -241,6 +241,54 @@ static void test_memory_budget(void **state)
     od_run_result_free(&r);
 }
 
+/* Micro-batches accumulate to the same gradient as the whole batch (up to
+ * rounding), and memory_policy=adapt finds micro-batches that fit a budget
+ * the whole batch does not. */
+static void test_microbatches(void **state)
+{
+    (void)state;
+    if (!have_fmnist())
+        skip();
+    od_config c;
+    small_config(&c);
+    set(&c, "train_subset=640");
+    set(&c, "test_subset=200");
+    set(&c, "batch_size=64");
+    set(&c, "epochs=2");
+    od_run_result whole, split;
+    assert_int_equal(train(&c, &whole), OD_OK);
+    set(&c, "microbatch=24");   /* 24 + 24 + 16: uneven parts */
+    assert_int_equal(train(&c, &split), OD_OK);
+    assert_int_equal(whole.microbatch, 64);
+    assert_int_equal(split.microbatch, 24);
+    /* Rounding differs, so compare to a tolerance that training noise of a
+     * wrong scaling (a factor 24/64 or 3) would exceed by far. */
+    assert_true(fabs(whole.train_loss - split.train_loss) <
+                1e-4 * whole.train_loss);
+    assert_true(fabs(whole.test_loss - split.test_loss) <
+                1e-4 * whole.test_loss);
+    assert_true(split.peak_mem_by_kind[OD_MEM_ACT] <
+                whole.peak_mem_by_kind[OD_MEM_ACT]);
+    od_run_result_free(&whole);
+    od_run_result_free(&split);
+
+    /* 3 MiB holds the parameters and gradients (2.06 MiB) but not the
+     * activations of 640 images at once. */
+    set(&c, "microbatch=0");
+    set(&c, "batch_size=640");
+    set(&c, "epochs=1");
+    set(&c, "mem_budget=3MiB");
+    od_run_result r;
+    assert_int_equal(train(&c, &r), OD_ERR_NOMEM);
+    od_run_result_free(&r);
+    set(&c, "memory_policy=adapt");
+    assert_int_equal(train(&c, &r), OD_OK);
+    assert_true(r.microbatch >= 1 && r.microbatch < 640);
+    assert_true(r.peak_mem_bytes <= 3u << 20);
+    assert_int_equal(r.samples, 640);
+    od_run_result_free(&r);
+}
+
 /* A stop request ends the run after the current step, keeping what was
  * done; unknown workloads and missing data fail before any work. */
 static void test_stop_and_bad_input(void **state)
@@ -287,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_resume_matches_straight_run),
         cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_microbatches),
         cmocka_unit_test(test_stop_and_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
