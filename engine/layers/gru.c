@@ -286,9 +286,7 @@ static od_status od__gru_backward(od_layer *l, od_ctx *ctx,
 /* PyTorch's nn.GRU: every weight and bias U(-1/sqrt(H), 1/sqrt(H)). */
 static void od__gru_init(od_layer *l, od_rng *rng)
 {
-    float bound = 1.0f / sqrtf((float)((od__gru *)l)->hidden);
-    for (int i = 0; i < l->nparams; i++)
-        od__fill_uniform(&l->params[i]->value, rng, bound);
+    od__rnn_init(l, ((od__gru *)l)->hidden, rng);
 }
 
 static void od__gru_destroy(od_layer *l)
@@ -317,17 +315,7 @@ od_status od_gru_create(od_ctx *ctx, const char *name, int in, int hidden,
     L->hidden = hidden;
     L->return_seq = return_sequences != 0;
 
-    const int g = 3 * hidden;
-    const int shapes[4][2] = {{g, in}, {g, hidden}, {g, 0}, {g, 0}};
-    const char *names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-    od_status st = OD_OK;
-    for (int i = 0; i < 4 && st == OD_OK; i++) {
-        st = od__param_new(ctx->arena, L->base.name, names[i],
-                           shapes[i][1] ? 2 : 1, shapes[i],
-                           &L->base.params[i]);
-        if (st == OD_OK)
-            L->base.nparams++;
-    }
+    od_status st = od__rnn_params_new(ctx, &L->base, in, hidden, 3);
     if (st != OD_OK) {
         od__layer_free(&L->base, ctx->arena);
         return st;

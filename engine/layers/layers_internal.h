@@ -68,6 +68,15 @@ void od__parallel_rows(od_pool *pool, int rows, size_t floats_per_row,
 /* U(-bound, bound) into every element of t. */
 void od__fill_uniform(od_tensor *t, od_rng *rng, float bound);
 
+/* The parameters of a gated recurrent layer with `gates` gates, named and
+ * shaped as PyTorch's: weight_ih (G, in), weight_hh (G, H), bias_ih (G),
+ * bias_hh (G), G = gates x hidden. On failure the ones made are in
+ * l->params[0..l->nparams) for od__layer_free. */
+od_status od__rnn_params_new(od_ctx *ctx, od_layer *l, int in, int hidden,
+                             int gates);
+/* PyTorch's initialisation of them: all U(-1/sqrt(H), 1/sqrt(H)). */
+void od__rnn_init(od_layer *l, int hidden, od_rng *rng);
+
 /* The parameter and input gradients of a gated recurrent layer (G = gates
  * x H) from the gradients of its projections: dxp (N*T, G), row n*T + t;
  * dhp (T*N, G), row t*N + n; hs1 (T-1, N, H) the states before steps

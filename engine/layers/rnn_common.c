@@ -4,6 +4,29 @@
  * any number of gates. */
 #include "engine/layers/layers_internal.h"
 
+#include <math.h>
+
+od_status od__rnn_params_new(od_ctx *ctx, od_layer *l, int in, int hidden,
+                             int gates)
+{
+    const int g = gates * hidden;
+    const int shapes[4][2] = {{g, in}, {g, hidden}, {g, 0}, {g, 0}};
+    const char *names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+    for (int i = 0; i < 4; i++) {
+        OD_TRY(od__param_new(ctx->arena, l->name, names[i],
+                             shapes[i][1] ? 2 : 1, shapes[i], &l->params[i]));
+        l->nparams++;
+    }
+    return OD_OK;
+}
+
+void od__rnn_init(od_layer *l, int hidden, od_rng *rng)
+{
+    float bound = 1.0f / sqrtf((float)hidden);
+    for (int i = 0; i < l->nparams; i++)
+        od__fill_uniform(&l->params[i]->value, rng, bound);
+}
+
 void od__rnn_backward_params(od_ctx *ctx, od_param *w_ih, od_param *w_hh,
                              od_param *b_ih, od_param *b_hh, int N, int T,
                              int I, int H, int G, const float *x,
