@@ -42,19 +42,21 @@ static od_status od__har_workload_load(const od_workload_opts *opts,
     return od_har_load(opts, train, test);
 }
 
+/* What the Fashion-MNIST workloads share: data, sample shape, metrics. */
+#define OD__FMNIST_COMMON                                                   \
+    .data_source = OD__FMNIST_SOURCE,                                       \
+    .metrics = "accuracy, cross-entropy loss", .sample_ndim = 3,            \
+    .sample_dims = {1, OD_FMNIST_ROWS, OD_FMNIST_COLS},                     \
+    .labels_per_sample = 1, .num_classes = OD_FMNIST_CLASSES,               \
+    .load = od__fmnist_workload_load
+
 static const od_workload od__workloads[] = {
     {
         .name = "fmnist-mlp",
         .description = "Fashion-MNIST clothing images, 10 classes; "
                        "multilayer perceptron 784-256-256-10 "
                        "(269,322 parameters)",
-        .data_source = OD__FMNIST_SOURCE,
-        .metrics = "accuracy, cross-entropy loss",
-        .sample_ndim = 3,
-        .sample_dims = {1, OD_FMNIST_ROWS, OD_FMNIST_COLS},
-        .labels_per_sample = 1,
-        .num_classes = OD_FMNIST_CLASSES,
-        .load = od__fmnist_workload_load,
+        OD__FMNIST_COMMON,
         .build_model = od_fmnist_build_mlp,
     },
     {
@@ -62,13 +64,7 @@ static const od_workload od__workloads[] = {
         .description = "Fashion-MNIST clothing images, 10 classes; "
                        "two 5x5 convolutions with max pooling, then two "
                        "linear layers (184,586 parameters)",
-        .data_source = OD__FMNIST_SOURCE,
-        .metrics = "accuracy, cross-entropy loss",
-        .sample_ndim = 3,
-        .sample_dims = {1, OD_FMNIST_ROWS, OD_FMNIST_COLS},
-        .labels_per_sample = 1,
-        .num_classes = OD_FMNIST_CLASSES,
-        .load = od__fmnist_workload_load,
+        OD__FMNIST_COMMON,
         .build_model = od_fmnist_build_cnn,
     },
     {
@@ -76,13 +72,7 @@ static const od_workload od__workloads[] = {
         .description = "Fashion-MNIST clothing images, 10 classes; "
                        "fmnist-cnn with tanh activations, for DP-SGD "
                        "(184,586 parameters)",
-        .data_source = OD__FMNIST_SOURCE,
-        .metrics = "accuracy, cross-entropy loss",
-        .sample_ndim = 3,
-        .sample_dims = {1, OD_FMNIST_ROWS, OD_FMNIST_COLS},
-        .labels_per_sample = 1,
-        .num_classes = OD_FMNIST_CLASSES,
-        .load = od__fmnist_workload_load,
+        OD__FMNIST_COMMON,
         .build_model = od_fmnist_build_cnn_tanh,
     },
     {
