@@ -887,6 +887,33 @@ static int od__any_has(const od_res_set *s, const char *key)
     return 0;
 }
 
+/* One row per run of the summary table: the run's label, then the
+ * headline figures any run has, each escaped by esc and wrapped in the
+ * format's delimiters (HTML or Markdown). */
+static void od__summary_rows(FILE *f, const od_res_set *s,
+                             const char *row_open, const char *label_close,
+                             const char *cell_open, const char *cell_close,
+                             const char *row_close,
+                             void (*esc)(FILE *, const char *))
+{
+    for (int i = 0; i < s->nruns; i++) {
+        fputs(row_open, f);
+        esc(f, s->runs[i].label);
+        fputs(label_close, f);
+        for (int k = 0; k < OD__NHEADLINE; k++) {
+            if (!od__any_has(s, od__headline[k]))
+                continue;
+            char cell[256];
+            od__cell(od_res_values_find(&s->runs[i].summary,
+                                        od__headline[k]), cell, sizeof cell);
+            fputs(cell_open, f);
+            esc(f, cell);
+            fputs(cell_close, f);
+        }
+        fputs(row_close, f);
+    }
+}
+
 static void od__write_html(const od__report *rp, FILE *f, const char *when)
 {
     const od_res_set *s = rp->set;
@@ -910,22 +937,8 @@ static void od__write_html(const od__report *rp, FILE *f, const char *when)
         if (od__any_has(s, od__headline[k]))
             fprintf(f, "<th>%s</th>", od__headline[k]);
     fputs("</tr>\n", f);
-    for (int i = 0; i < s->nruns; i++) {
-        fputs("<tr><td>", f);
-        od__html(f, s->runs[i].label);
-        fputs("</td>", f);
-        for (int k = 0; k < OD__NHEADLINE; k++) {
-            if (!od__any_has(s, od__headline[k]))
-                continue;
-            char cell[256];
-            od__cell(od_res_values_find(&s->runs[i].summary,
-                                        od__headline[k]), cell, sizeof cell);
-            fputs("<td>", f);
-            od__html(f, cell);
-            fputs("</td>", f);
-        }
-        fputs("</tr>\n", f);
-    }
+    od__summary_rows(f, s, "<tr><td>", "</td>", "<td>", "</td>", "</tr>\n",
+                     od__html);
     fputs("</table>\n", f);
 
     fputs("<h2>Plots</h2>\n", f);
@@ -1005,22 +1018,7 @@ static void od__write_md(const od__report *rp, FILE *f, const char *when)
     for (int k = 0; k < ncols; k++)
         fputs("---:|", f);
     fputc('\n', f);
-    for (int i = 0; i < s->nruns; i++) {
-        fputs("| ", f);
-        od__md(f, s->runs[i].label);
-        fputs(" |", f);
-        for (int k = 0; k < OD__NHEADLINE; k++) {
-            if (!od__any_has(s, od__headline[k]))
-                continue;
-            char cell[256];
-            od__cell(od_res_values_find(&s->runs[i].summary,
-                                        od__headline[k]), cell, sizeof cell);
-            fputc(' ', f);
-            od__md(f, cell);
-            fputs(" |", f);
-        }
-        fputc('\n', f);
-    }
+    od__summary_rows(f, s, "| ", " |", " ", " |", "\n", od__md);
     fputs("\n## Plots\n\n", f);
     if (rp->nplots == 0)
         fputs("No plot could be drawn from these results.\n\n", f);
