@@ -73,7 +73,14 @@ int od_pool2d_out_w(const od_pool2d_shape *s);
  * chosen element (the first maximum in row-major order). */
 void od_maxpool2d_forward(od_pool *pool, const od_pool2d_shape *s,
                           const float *x, float *y, int32_t *argmax);
-/* dx is overwritten. */
+/* Max pooling of ReLU(x) in one pass: y = max(0, window maximum); argmax
+ * as above where that maximum is positive and -1 where it is not (no input
+ * of the window then gets a gradient). Equal to od_act_forward(RELU)
+ * followed by od_maxpool2d_forward, and with od_maxpool2d_backward to their
+ * backward passes, without the full-size ReLU tensors. */
+void od_relu_maxpool2d_forward(od_pool *pool, const od_pool2d_shape *s,
+                               const float *x, float *y, int32_t *argmax);
+/* dx is overwritten; windows with argmax -1 pass no gradient. */
 void od_maxpool2d_backward(od_pool *pool, const od_pool2d_shape *s,
                            const float *dy, const int32_t *argmax, float *dx);
 void od_avgpool2d_forward(od_pool *pool, const od_pool2d_shape *s,
@@ -82,6 +89,8 @@ void od_avgpool2d_backward(od_pool *pool, const od_pool2d_shape *s,
                            const float *dy, float *dx);
 void od_maxpool2d_forward_ref(const od_pool2d_shape *s, const float *x,
                               float *y, int32_t *argmax);
+void od_relu_maxpool2d_forward_ref(const od_pool2d_shape *s, const float *x,
+                                   float *y, int32_t *argmax);
 void od_maxpool2d_backward_ref(const od_pool2d_shape *s, const float *dy,
                                const int32_t *argmax, float *dx);
 void od_avgpool2d_forward_ref(const od_pool2d_shape *s, const float *x,

@@ -89,6 +89,11 @@ od_status od_maxpool2d_create(const char *name, int k, int stride,
                               od_layer **out_layer);
 od_status od_avgpool2d_create(const char *name, int k, int stride,
                               od_layer **out_layer);
+/* ReLU then max pooling as one layer (kind "relu+maxpool2d"): the same
+ * values and gradients as an activation layer followed by a maxpool2d
+ * layer, without storing or reading the full-size ReLU output. */
+od_status od_relu_maxpool2d_create(const char *name, int k, int stride,
+                                   od_layer **out_layer);
 od_status od_activation_create(const char *name, od_act act,
                                od_layer **out_layer);
 /* Inverted dropout: kept units are scaled by 1 / (1 - p) in training. */

@@ -108,8 +108,9 @@ static void od__max_bwd_planes(const od_pool2d_shape *s, size_t p0, size_t p1,
         const int32_t *ap = argmax + p * out_plane;
         float *dxp = dx + p * in_plane;
         for (size_t k = 0; k < out_plane; k++) {
-            OD_ASSERT(ap[k] >= 0 && (size_t)ap[k] < in_plane);
-            dxp[ap[k]] += dyp[k];
+            OD_ASSERT(ap[k] >= -1 && ap[k] < (int64_t)in_plane);
+            if (ap[k] >= 0)
+                dxp[ap[k]] += dyp[k];
         }
     }
 }
@@ -134,13 +135,15 @@ static void od__max_bwd_planes_2x2(const od_pool2d_shape *s, size_t p0,
                 /* The chosen element's row (0, 1) and column (0, 1) in its
                  * window; stored through a computed address rather than
                  * selected by branches, as its position is unpredictable. */
-                int32_t a = ap[i * ow + j] - (2 * i * w + 2 * j);
-                int row = a >= w, col = a - row * w;
-                OD_ASSERT((a >= 0) & (col >= 0) & (col <= 1));
                 r0[2 * j] = 0.0f;
                 r0[2 * j + 1] = 0.0f;
                 r1[2 * j] = 0.0f;
                 r1[2 * j + 1] = 0.0f;
+                if (ap[i * ow + j] < 0)
+                    continue; /* no positive input (fused ReLU) */
+                int32_t a = ap[i * ow + j] - (2 * i * w + 2 * j);
+                int row = a >= w, col = a - row * w;
+                OD_ASSERT((a >= 0) & (col >= 0) & (col <= 1));
                 (row ? r1 : r0)[2 * j + col] = dyp[i * ow + j];
             }
             if (w % 2) {
@@ -198,6 +201,18 @@ static void od__avg_bwd_planes(const od_pool2d_shape *s, size_t p0, size_t p1,
     }
 }
 
+/* The ReLU of a max-pooled plane block: max(0, max of window) is the
+ * maximum of the window's ReLU outputs, and where it is 0 no input gets a
+ * gradient (ReLU's derivative is 0 at and below 0), marked argmax -1. */
+static void od__relu_after_max(size_t outs, float *y, int32_t *argmax)
+{
+    for (size_t k = 0; k < outs; k++)
+        if (!(y[k] > 0.0f)) {
+            y[k] = 0.0f;
+            argmax[k] = -1;
+        }
+}
+
 /* ---- References ------------------------------------------------------------ */
 
 void od_maxpool2d_forward_ref(const od_pool2d_shape *s, const float *x,
@@ -205,6 +220,14 @@ void od_maxpool2d_forward_ref(const od_pool2d_shape *s, const float *x,
 {
     od__check_shape(s);
     od__max_fwd_planes(s, 0, (size_t)s->n * s->c, x, y, argmax);
+}
+
+void od_relu_maxpool2d_forward_ref(const od_pool2d_shape *s, const float *x,
+                                   float *y, int32_t *argmax)
+{
+    od_maxpool2d_forward_ref(s, x, y, argmax);
+    od__relu_after_max((size_t)s->n * s->c * od_pool2d_out_h(s) *
+                           od_pool2d_out_w(s), y, argmax);
 }
 
 void od_maxpool2d_backward_ref(const od_pool2d_shape *s, const float *dy,
@@ -256,7 +279,9 @@ void od_avgpool2d_backward_ref(const od_pool2d_shape *s, const float *dy,
 
 /* ---- Optimised: blocks of planes over the pool ----------------------------- */
 
-typedef enum { OD__MAX_FWD, OD__MAX_BWD, OD__AVG_FWD, OD__AVG_BWD } od__pool_op;
+typedef enum {
+    OD__MAX_FWD, OD__RELU_MAX_FWD, OD__MAX_BWD, OD__AVG_FWD, OD__AVG_BWD
+} od__pool_op;
 
 typedef struct {
     od__pool_op op;
@@ -280,6 +305,7 @@ static void od__pool_task(void *ctx_, int task, int worker)
     size_t out_plane = (size_t)od_pool2d_out_h(s) * od_pool2d_out_w(s);
     switch (c->op) {
     case OD__MAX_FWD:
+    case OD__RELU_MAX_FWD:
         if (is_2x2 && od_cpu_isa() == OD_ISA_AVX512)
             od__maxpool2x2_avx512(s->h, s->w, p1 - p0, c->in + p0 * in_plane,
                                   c->out + p0 * out_plane,
@@ -288,6 +314,9 @@ static void od__pool_task(void *ctx_, int task, int worker)
             od__max_fwd_planes_2x2(s, p0, p1, c->in, c->out, c->argmax_out);
         else
             od__max_fwd_planes(s, p0, p1, c->in, c->out, c->argmax_out);
+        if (c->op == OD__RELU_MAX_FWD)
+            od__relu_after_max((p1 - p0) * out_plane, c->out + p0 * out_plane,
+                               c->argmax_out + p0 * out_plane);
         break;
     case OD__MAX_BWD:
         if (is_2x2 && od_cpu_isa() == OD_ISA_AVX512)
@@ -329,6 +358,13 @@ void od_maxpool2d_forward(od_pool *pool, const od_pool2d_shape *s,
                           const float *x, float *y, int32_t *argmax)
 {
     od__pool_ctx c = {OD__MAX_FWD, s, 0, 0, x, y, NULL, argmax};
+    od__pool_run(pool, &c);
+}
+
+void od_relu_maxpool2d_forward(od_pool *pool, const od_pool2d_shape *s,
+                               const float *x, float *y, int32_t *argmax)
+{
+    od__pool_ctx c = {OD__RELU_MAX_FWD, s, 0, 0, x, y, NULL, argmax};
     od__pool_run(pool, &c);
 }
 

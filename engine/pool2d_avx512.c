@@ -84,17 +84,21 @@ OD__T void od__maxpool2x2_bwd_avx512(int h, int w, size_t planes,
             for (int j0 = 0; j0 < ow; j0 += 16) {
                 int n = ow - j0 < 16 ? ow - j0 : 16;
                 __mmask16 mo = od__mask(n);
-                __m512 g = _mm512_maskz_loadu_ps(mo, dyp + (size_t)i * ow + j0);
+                __m512i am = _mm512_maskz_loadu_epi32(mo, ap + (size_t)i * ow + j0);
+                /* Windows marked -1 (fused ReLU, no positive input) pass
+                 * no gradient. */
+                __mmask16 live = _mm512_mask_cmpge_epi32_mask(
+                    mo, am, _mm512_setzero_si512());
+                __m512 g = _mm512_maskz_loadu_ps(live, dyp + (size_t)i * ow + j0);
                 __m512i k = _mm512_add_epi32(_mm512_set1_epi32(2 * i * w + 2 * j0),
                                              even);
                 /* Offset of the chosen element from the window's corner. */
-                __m512i a = _mm512_sub_epi32(
-                    _mm512_maskz_loadu_epi32(mo, ap + (size_t)i * ow + j0), k);
+                __m512i a = _mm512_sub_epi32(am, k);
                 __mmask16 ok = _mm512_cmpeq_epi32_mask(a, _mm512_setzero_si512()) |
                                _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(1)) |
                                _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(w)) |
                                _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(w + 1));
-                OD_ASSERT((ok & mo) == mo);
+                OD_ASSERT((ok & live) == live);
                 __m512 c00 = _mm512_maskz_mov_ps(
                     _mm512_cmpeq_epi32_mask(a, _mm512_setzero_si512()), g);
                 __m512 c01 = _mm512_maskz_mov_ps(

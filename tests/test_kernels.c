@@ -454,6 +454,32 @@ static void test_pool_matches_reference(void **state)
         }
         od_cpu_set_isa(od_cpu_isa_detected());
 
+        /* ReLU fused into max pooling against ReLU, then max pooling, then
+         * ReLU's backward (dx where x > 0), all by the references. */
+        float *xr = falloc(nx);
+        for (size_t i = 0; i < nx; i++)
+            xr[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        od_maxpool2d_forward_ref(&s, xr, y_ref, am_ref);
+        od_maxpool2d_backward_ref(&s, dy, am_ref, dx_ref);
+        for (size_t i = 0; i < nx; i++)
+            if (!(x[i] > 0.0f))
+                dx_ref[i] = 0.0f;
+        od_relu_maxpool2d_forward_ref(&s, x, y, am);
+        assert_memory_equal(y, y_ref, ny * sizeof *y);
+        for (int isa = 0; isa < isa_count(); isa++) {
+            od_cpu_set_isa((od_isa)isa);
+            for (int p = 0; p < NPOOLS; p++) {
+                for (size_t i = 0; i < nx; i++)
+                    dx[i] = NAN;
+                od_relu_maxpool2d_forward(pool_at(p), &s, x, y, am);
+                assert_memory_equal(y, y_ref, ny * sizeof *y);
+                od_maxpool2d_backward(pool_at(p), &s, dy, am, dx);
+                check_rel(name, nx, dx, dx_ref, TOL_ELEM);
+            }
+        }
+        od_cpu_set_isa(od_cpu_isa_detected());
+        free(xr);
+
         od_avgpool2d_forward_ref(&s, x, y_ref);
         od_avgpool2d_backward_ref(&s, dy, dx_ref);
         for (int p = 0; p < NPOOLS; p++) {

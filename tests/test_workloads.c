@@ -800,8 +800,8 @@ static void test_model_cnn(void **state)
         {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
          "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"},
         {{32, 1, 5, 5}, {64, 32, 5, 5}, {128, 1024}, {10, 128}},
-        {"conv1 conv2d", "relu1 relu", "pool1 maxpool2d", "conv2 conv2d",
-         "relu2 relu", "pool2 maxpool2d", "flatten flatten", "fc1 linear",
+        {"conv1 conv2d", "relu1+pool1 relu+maxpool2d", "conv2 conv2d",
+         "relu2+pool2 relu+maxpool2d", "flatten flatten", "fc1 linear",
          "relu3 relu", "fc2 linear", NULL},
     };
     check_model(&mc);

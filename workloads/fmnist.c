@@ -276,14 +276,26 @@ static od_status od__fmnist_build_cnn_act(od_ctx *ctx, od_act act,
     for (int i = 0; i < 3; i++)
         snprintf(name[i], sizeof name[i], "%s%d", act_name, i + 1);
 
-    /* (N, 1, 28, 28) -> conv (N, 32, 24, 24) -> pool (N, 32, 12, 12) */
-    OD__APPEND(od_conv2d_create(ctx, "conv1", 1, 32, 5, 5, 1, 0, 1, &l));
-    OD__APPEND(od_activation_create(name[0], act, &l));
-    OD__APPEND(od_maxpool2d_create("pool1", 2, 2, &l));
-    /* -> conv (N, 64, 8, 8) -> pool (N, 64, 4, 4) */
-    OD__APPEND(od_conv2d_create(ctx, "conv2", 32, 64, 5, 5, 1, 0, 1, &l));
-    OD__APPEND(od_activation_create(name[1], act, &l));
-    OD__APPEND(od_maxpool2d_create("pool2", 2, 2, &l));
+    /* ReLU then 2x2 max pooling run as one layer (the same values and
+     * gradients, one pass over the convolution's output instead of
+     * three); other activations stay separate layers. */
+    for (int i = 0; i < 2; i++) {
+        /* (N, 1, 28, 28) -> conv (N, 32, 24, 24) -> pool (N, 32, 12, 12)
+         * -> conv (N, 64, 8, 8) -> pool (N, 64, 4, 4) */
+        static const int c_in[2] = {1, 32}, c_out[2] = {32, 64};
+        char conv[8], pool[24];
+        snprintf(conv, sizeof conv, "conv%d", i + 1);
+        OD__APPEND(od_conv2d_create(ctx, conv, c_in[i], c_out[i], 5, 5, 1, 0,
+                                    1, &l));
+        if (act == OD_ACT_RELU) {
+            snprintf(pool, sizeof pool, "%s+pool%d", name[i], i + 1);
+            OD__APPEND(od_relu_maxpool2d_create(pool, 2, 2, &l));
+        } else {
+            snprintf(pool, sizeof pool, "pool%d", i + 1);
+            OD__APPEND(od_activation_create(name[i], act, &l));
+            OD__APPEND(od_maxpool2d_create(pool, 2, 2, &l));
+        }
+    }
     /* -> (N, 1024) -> (N, 128) -> (N, 10) */
     OD__APPEND(od_flatten_create("flatten", &l));
     OD__APPEND(od_linear_create(ctx, "fc1", 64 * 4 * 4, 128, 1, &l));

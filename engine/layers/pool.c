@@ -9,6 +9,7 @@
 typedef struct od__pool2d {
     od_layer base;
     int is_max, k, stride;
+    int relu;               /* max pooling of ReLU(x), in one pass */
     od_pool2d_shape shape;  /* of the last forward */
     int32_t *argmax;        /* (N, C, OH, OW), max pooling only */
     od_tensor x_shape;      /* the last forward's input; shape only */
@@ -55,7 +56,11 @@ static od_status od__pool2d_forward(od_layer *l, od_ctx *ctx,
         OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_ACT,
                               y->size * sizeof(int32_t), &p));
         L->argmax = p;
-        od_maxpool2d_forward(ctx->pool, &s, x->data, y->data, L->argmax);
+        if (L->relu)
+            od_relu_maxpool2d_forward(ctx->pool, &s, x->data, y->data,
+                                      L->argmax);
+        else
+            od_maxpool2d_forward(ctx->pool, &s, x->data, y->data, L->argmax);
         written += (double)y->size; /* the argmax indices */
     } else {
         L->argmax = NULL;
@@ -66,7 +71,8 @@ static od_status od__pool2d_forward(od_layer *l, od_ctx *ctx,
     L->y_shape = *y;
     /* One comparison (max) or addition (average) per window element; the
      * average adds one scaling per output. */
-    double flops = (double)y->size * window + (L->is_max ? 0 : y->size);
+    double flops = (double)y->size * window +
+                   (L->is_max && !L->relu ? 0 : (double)y->size);
     od__cost(ctx, l, OD_OP_POOL, OD_PHASE_FORWARD, flops, (double)x->size,
              written, t0);
     return OD_OK;
@@ -113,6 +119,11 @@ static const od_layer_vtbl od__avgpool2d_vtbl = {
     od__pool2d_backward, NULL, od__pool2d_destroy, NULL,
 };
 
+static const od_layer_vtbl od__relu_maxpool2d_vtbl = {
+    "relu+maxpool2d", od__pool2d_out_shape, od__pool2d_forward,
+    od__pool2d_backward, NULL, od__pool2d_destroy, NULL,
+};
+
 static od_status od__pool2d_create(const od_layer_vtbl *vt, const char *name,
                                    int k, int stride, od_layer **out_layer)
 {
@@ -125,7 +136,8 @@ static od_status od__pool2d_create(const od_layer_vtbl *vt, const char *name,
     if (!L)
         return od_fail(OD_ERR_NOMEM, "out of host memory for a layer");
     od__layer_init(&L->base, vt, name);
-    L->is_max = vt == &od__maxpool2d_vtbl;
+    L->relu = vt == &od__relu_maxpool2d_vtbl;
+    L->is_max = vt == &od__maxpool2d_vtbl || L->relu;
     L->k = k;
     L->stride = stride;
     *out_layer = &L->base;
@@ -142,4 +154,11 @@ od_status od_avgpool2d_create(const char *name, int k, int stride,
                               od_layer **out_layer)
 {
     return od__pool2d_create(&od__avgpool2d_vtbl, name, k, stride, out_layer);
+}
+
+od_status od_relu_maxpool2d_create(const char *name, int k, int stride,
+                                   od_layer **out_layer)
+{
+    return od__pool2d_create(&od__relu_maxpool2d_vtbl, name, k, stride,
+                             out_layer);
 }
