@@ -53,16 +53,100 @@ OD__INLINE void od__add_y(int n, const float *src, float *dst)
     }
 }
 
+/* im2col of an unpadded, stride-1 convolution whose output rows are 8
+ * wide (fmnist-cnn's second convolution): two output rows make one
+ * 16-float store instead of two 8-float ones. Same values as the general
+ * loops. */
+OD__INLINE void od__im2col_ow8(const od_conv2d_shape *s, int oh,
+                               const float *x, int nimg, float *col,
+                               size_t ldc)
+{
+    size_t plane = (size_t)s->h * s->w, p = (size_t)oh * 8;
+    for (int ci = 0; ci < s->c_in; ci++)
+        for (int r = 0; r < s->kh; r++)
+            for (int c = 0; c < s->kw; c++) {
+                float *row = col + ((size_t)(ci * s->kh + r) * s->kw + c) * ldc;
+                const float *x0 = x + (size_t)ci * plane + (size_t)r * s->w + c;
+                for (int b = 0; b < nimg; b++) {
+                    const float *xb = x0 + (size_t)b * s->c_in * plane;
+                    float *dst = row + (size_t)b * p;
+                    int i = 0;
+                    for (; i + 2 <= oh; i += 2) {
+                        __m512 v = _mm512_castps256_ps512(
+                            _mm256_loadu_ps(xb + (size_t)i * s->w));
+                        v = _mm512_insertf32x8(
+                            v, _mm256_loadu_ps(xb + (size_t)(i + 1) * s->w), 1);
+                        _mm512_storeu_ps(dst + (size_t)i * 8, v);
+                    }
+                    if (i < oh)
+                        _mm256_storeu_ps(dst + (size_t)i * 8,
+                                         _mm256_loadu_ps(xb + (size_t)i * s->w));
+                }
+            }
+}
+
 OD__T void od__im2col_avx512(const od_conv2d_shape *s, int oh, int ow,
                              const float *x, int nimg, float *col, size_t ldc)
 {
+    if (ow == 8 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 &&
+        s->pad_w == 0) {
+        od__im2col_ow8(s, oh, x, nimg, col, ldc);
+        return;
+    }
     od__im2col_body(s, oh, ow, x, nimg, col, ldc, od__copy_z, od__zero_z);
+}
+
+/* col2im of a stride-1 convolution whose input rows fit one vector
+ * (W <= 16): each row of dx is summed in a register over its (r, c)
+ * contributions, read from dcol with a masked load shifted by c - pad, and
+ * stored once. The additions per element come in the same (r, c) order,
+ * from zero, as in the general loops, so the results are the same bit for
+ * bit; the general loops' read-after-write of overlapping rows is gone. */
+OD__INLINE void od__col2im_narrow(const od_conv2d_shape *s, int oh, int ow,
+                                  const float *dcol, size_t ldc, int nimg,
+                                  float *dx)
+{
+    size_t plane = (size_t)s->h * s->w, p = (size_t)oh * ow;
+    const __mmask16 row_mask = od__mask(s->w);
+    const __mmask16 src_mask = od__mask(ow);
+    for (int b = 0; b < nimg; b++)
+        for (int ci = 0; ci < s->c_in; ci++) {
+            float *xp = dx + ((size_t)b * s->c_in + ci) * plane;
+            const float *src_ci = dcol + (size_t)ci * s->kh * s->kw * ldc +
+                                  (size_t)b * p;
+            for (int ih = 0; ih < s->h; ih++) {
+                __m512 acc = _mm512_setzero_ps();
+                for (int r = 0; r < s->kh; r++) {
+                    int i = ih + s->pad_h - r;  /* output row reading ih */
+                    if (i < 0 || i >= oh)
+                        continue;
+                    for (int c = 0; c < s->kw; c++) {
+                        /* Output column j lands on input column j + shift. */
+                        int shift = c - s->pad_w;
+                        const float *sr = src_ci +
+                                          (size_t)(r * s->kw + c) * ldc +
+                                          (size_t)i * ow;
+                        __mmask16 m = (__mmask16)(shift >= 0
+                                                      ? src_mask << shift
+                                                      : src_mask >> -shift) &
+                                      row_mask;
+                        acc = _mm512_add_ps(
+                            acc, _mm512_maskz_loadu_ps(m, sr - shift));
+                    }
+                }
+                _mm512_mask_storeu_ps(xp + (size_t)ih * s->w, row_mask, acc);
+            }
+        }
 }
 
 OD__T void od__col2im_avx512(const od_conv2d_shape *s, int oh, int ow,
                              const float *dcol, size_t ldc, int nimg,
                              float *dx)
 {
+    if (s->stride_h == 1 && s->stride_w == 1 && s->w <= 16 && ow <= 16) {
+        od__col2im_narrow(s, oh, ow, dcol, ldc, nimg, dx);
+        return;
+    }
     od__col2im_body(s, oh, ow, dcol, ldc, nimg, dx, od__add_y, od__zero_z);
 }
 
