@@ -3,12 +3,16 @@
 
 Reads the JSON files bench/run writes (machine.json, gemm_ondev_<core>.json
 from bench_gemm, gemm_torch.json, train_ondev_<model>_t<N>.json,
-train_torch_<model>_t<N>.json) and prints three tables:
+train_torch_<model>_t<N>.json, same_ondev_<model>_t<N>[_init|_step0].json,
+same_torch_<model>_t<N>.json) and prints these tables:
 
   GEMM       ondev GFLOP/s beside the best OpenBLAS kernel set and PyTorch's
              best, with ratios and bench_gemm's percent of peak
   training   samples/s of ondev and of PyTorch's best configuration, ratio
-  accuracy   test accuracy after each epoch, side by side
+  accuracy   test accuracy after each epoch, side by side (random start)
+  same start both tools from ondev's initial parameters without shuffling:
+             the loss at step 0, then test accuracy and training loss after
+             each epoch, side by side
 
 Parts that did not run are left out with a note. Usage:
     /usr/bin/python3 bench/compare.py bench/out [--json summary.json]
@@ -226,6 +230,94 @@ def train_summary(out_dir):
     return speed, acc, records
 
 
+# ---- Same start -------------------------------------------------------------
+
+STEP0_TOLERANCE = 1e-5   # |ondev - PyTorch| of a loss at step 0
+
+
+def same_summary(out_dir):
+    """Step-0 agreement and per-epoch figures of the same-start runs."""
+    runs = {}
+    for path in glob.glob(os.path.join(out_dir, "same_*_t*.json")):
+        m = re.match(r"same_(ondev|torch)_(.+)_t(\d+)(_init|_step0)?\.json$",
+                     os.path.basename(path))
+        if m:
+            key = (m.group(2), int(m.group(3)))
+            runs.setdefault(key, {})[m.group(1) + (m.group(4) or "")] = path
+    step0_rows, epoch_rows, records = [], [], []
+    worst = 0.0
+    for (model, threads) in sorted(runs):
+        docs = {k: load(p) or {} for k, p in runs[(model, threads)].items()}
+        od, tc = docs.get("ondev", {}), docs.get("torch", {})
+        od_init, od_step0 = docs.get("ondev_init", {}), docs.get(
+            "ondev_step0", {})
+        # Step 0: the initial model over the test set (ondev's epochs=0 run
+        # evaluates it), and the first training batch (ondev's one-batch
+        # run trains on it once: its training loss is that batch's).
+        first_od = od_step0.get("train_loss")
+        first_tc = tc.get("first_step_loss")
+        init_od = od_init.get("test_loss")
+        init_tc = tc.get("init_test_loss")
+        d_first = None if first_od is None or first_tc is None \
+            else abs(first_od - first_tc)
+        d_init = None if init_od is None or init_tc is None \
+            else abs(init_od - init_tc)
+        for d in (d_first, d_init):
+            if d is not None:
+                worst = max(worst, d)
+        acc_od = od.get("epoch_test_accuracy") or []
+        acc_tc = tc.get("epoch_test_accuracy") or []
+        loss_od = od.get("epoch_train_loss") or []
+        loss_tc = tc.get("epoch_train_loss") or []
+        records.append(dict(
+            model=model, threads=threads,
+            ondev_first_step_loss=first_od, torch_first_step_loss=first_tc,
+            ondev_init_test_loss=init_od, torch_init_test_loss=init_tc,
+            ondev_init_test_accuracy=od_init.get("test_accuracy"),
+            torch_init_test_accuracy=tc.get("init_test_accuracy"),
+            ondev_epoch_test_accuracy=acc_od, torch_epoch_test_accuracy=acc_tc,
+            ondev_epoch_train_loss=loss_od, torch_epoch_train_loss=loss_tc,
+            ondev_host_time_s=od.get("host_time_s"),
+            torch_train_time_s=tc.get("train_time_s")))
+        step0_rows.append([model, threads,
+                           fmt(first_od, ".7f", 10), fmt(first_tc, ".7f", 10),
+                           fmt(d_first, ".1e", 7),
+                           fmt(init_od, ".7f", 10), fmt(init_tc, ".7f", 10),
+                           fmt(d_init, ".1e", 7)])
+        for e in range(max(len(acc_od), len(acc_tc), len(loss_od),
+                           len(loss_tc))):
+            def at(xs):
+                return xs[e] if e < len(xs) else None
+            a, b = at(acc_od), at(acc_tc)
+            la, lb = at(loss_od), at(loss_tc)
+            epoch_rows.append([
+                model, threads, e + 1,
+                fmt(None if a is None else 100 * a, ".2f"),
+                fmt(None if b is None else 100 * b, ".2f"),
+                fmt(None if a is None or b is None else 100 * (a - b),
+                    "+.2f", 6),
+                fmt(la, ".4f"), fmt(lb, ".4f"),
+                fmt(None if la is None or lb is None else la - lb,
+                    "+.4f")])
+    if not records:
+        return "", records
+    text = ("Loss at step 0, from the same initial parameters: the first "
+            "training batch, and the\ninitial model over the test set\n")
+    text += table(["model", "thr", "batch ondev", "PyTorch", "|diff|",
+                   "test ondev", "PyTorch", "|diff|"], step0_rows)
+    text += (f"\nlargest step-0 difference {worst:.1e}: "
+             + ("within" if worst <= STEP0_TOLERANCE else "OUTSIDE")
+             + f" {STEP0_TOLERANCE:g}"
+             + ("" if worst <= STEP0_TOLERANCE else
+                " (the models or the parameter mapping differ)"))
+    if epoch_rows:
+        text += ("\n\nAfter each epoch: test accuracy (%) and mean training "
+                 "loss over the epoch\n")
+        text += table(["model", "thr", "epoch", "ondev %", "PyTorch %",
+                       "diff", "loss ondev", "PyTorch", "diff"], epoch_rows)
+    return text, records
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", nargs="?", default="bench/out")
@@ -241,6 +333,7 @@ def main():
         machine = load(os.path.join(args.out_dir, "machine.json")) or {}
     gemm_text, gemm_records = gemm_summary(args.out_dir)
     speed_text, acc_text, train_records = train_summary(args.out_dir)
+    same_text, same_records = same_summary(args.out_dir)
 
     if machine:
         print(f"machine: {machine.get('cpu')}, {machine.get('cores')} cores, "
@@ -258,13 +351,20 @@ def main():
           " ratio = ondev / PyTorch best)")
     print(speed_text or "  (no training results)")
     print()
-    print("Test accuracy after each epoch")
+    print("Test accuracy after each epoch (random start: each tool's own "
+          "initialisation and shuffles)")
     print(acc_text or "  (no training results)")
+    print()
+    print("Same start: ondev's initial parameters in both tools, training "
+          "images in stored order\n(batch 64, SGD lr 0.05; diff = ondev - "
+          "PyTorch)")
+    print(same_text or "  (no same-start results)")
 
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(machine=machine, gemm=gemm_records,
-                           training=train_records), f, indent=1)
+                           training=train_records, same_start=same_records),
+                      f, indent=1)
             f.write("\n")
     return 0
 

@@ -17,6 +17,15 @@ it is loaded). Each variant runs in its own process (thread counts and
 OPENBLAS_CORETYPE are fixed at start-up) for a short timing run; the fastest
 then trains for the requested epochs.
 
+Same start: --init FILE loads the initial parameters from a checkpoint that
+`ondev run --set epochs=0 --set checkpoint=FILE` wrote, --no-shuffle visits
+the training images in stored order (as ondev's shuffle=false), and
+--no-tune trains in the default configuration without timing variants.
+Then the two tools run the same computation, and what differs is rounding
+alone. With --init the initial model is also evaluated (init_test_loss,
+init_test_accuracy), and the first step's batch loss is kept
+(first_step_loss), to be set beside ondev's.
+
 Run with Debian's interpreter (/usr/bin/python3), which has python3-torch:
     /usr/bin/python3 bench/torch_fmnist.py --model fmnist-cnn --threads 2 \
         --epochs 1 --json out.json
@@ -28,9 +37,11 @@ import gzip
 import itertools
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 
@@ -100,6 +111,96 @@ def build_model(nn, name):
         nn.Linear(128, 10))
 
 
+# Where each of ondev's parameterised layers sits in build_model's
+# nn.Sequential. ondev stores a linear weight as (out, in) and a convolution
+# weight as (C_out, C_in, KH, KW), biases as (out,): the layouts of
+# nn.Linear and nn.Conv2d, so values are copied without transposing.
+# ondev flattens (N, C, H, W) in that order, as nn.Flatten does.
+ONDEV_LAYERS = {
+    "fmnist-mlp": {"fc1": 1, "fc2": 3, "fc3": 5},
+    "fmnist-cnn": {"conv1": 0, "conv2": 3, "fc1": 7, "fc2": 9},
+}
+
+
+def read_checkpoint(path):
+    """The parameters of an ondev checkpoint (format version 1, written by
+    engine/checkpoint.c; docs/engine.md) as [(name, float32 array)] in file
+    order. The optimiser state after them is not read. The whole file is
+    checked first: magic, version, byte order, length and CRC-32."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        fail(f"cannot read checkpoint {path}: {e}")
+    if len(data) < 40 or data[:8] != b"ODCKPT\r\n":
+        fail(f"{path} is not an ondev checkpoint")
+    # The marker 0x01020304 is written in the writer's byte order.
+    if struct.unpack_from("<I", data, 12)[0] == 0x01020304:
+        order = "<"
+    elif struct.unpack_from(">I", data, 12)[0] == 0x01020304:
+        order = ">"
+    else:
+        fail(f"checkpoint {path} has a corrupt byte-order marker")
+    version, _, file_bytes, step, count = struct.unpack_from(
+        order + "IIQQI", data, 8)
+    if version != 1:
+        fail(f"checkpoint {path} has format version {version}; this script "
+             "reads version 1")
+    if file_bytes != len(data):
+        fail(f"checkpoint {path} is {len(data)} bytes but its header says "
+             f"{file_bytes}")
+    stored_crc = struct.unpack_from(order + "I", data, len(data) - 4)[0]
+    if zlib.crc32(data[:-4]) & 0xFFFFFFFF != stored_crc:
+        fail(f"checkpoint {path} is corrupt: CRC-32 mismatch")
+
+    params, off = [], 36
+    for _ in range(count):
+        (name_len,) = struct.unpack_from(order + "I", data, off)
+        name = data[off + 4:off + 4 + name_len].decode()
+        off += 4 + name_len
+        (ndim,) = struct.unpack_from(order + "I", data, off)
+        dims = struct.unpack_from(order + f"{ndim}I", data, off + 4)
+        off += 4 + 4 * ndim + 4            # dims, then the trainable flag
+        size = int(np.prod(dims))
+        if off + 4 * size > len(data) - 4:
+            fail(f"checkpoint {path} is malformed: parameter {name} runs "
+                 "past the end of the data")
+        values = np.frombuffer(data, dtype=np.dtype(np.float32).newbyteorder(
+            order), count=size, offset=off).astype(np.float32)
+        off += 4 * size
+        params.append((name, values.reshape(dims)))
+    return params, step
+
+
+def load_init(torch, model, name, path):
+    """Copy an ondev checkpoint's parameters into the model built by
+    build_model(name). Every tensor on both sides must be matched, name and
+    shape, or the run stops: a silent partial load would make the
+    comparison meaningless."""
+    params, step = read_checkpoint(path)
+    layers = ONDEV_LAYERS[name]
+    expect = {f"{layer}.{kind}": (index, kind)
+              for layer, index in layers.items()
+              for kind in ("weight", "bias")}
+    got = {n for n, _ in params}
+    if got != set(expect):
+        fail(f"checkpoint {path} holds parameters {sorted(got)}; model "
+             f"{name} needs {sorted(expect)} (saved from another workload?)")
+    with torch.no_grad():
+        for pname, values in params:
+            index, kind = expect[pname]
+            target = getattr(model[index], kind)
+            if tuple(target.shape) != values.shape:
+                fail(f"checkpoint {path}: {pname} has shape {values.shape} "
+                     f"but PyTorch's layer {index} needs "
+                     f"{tuple(target.shape)}")
+            target.copy_(torch.from_numpy(values))
+    if step != 0:
+        print(f"torch_fmnist: note: {path} was saved at step {step}, not "
+              "at initialisation", file=sys.stderr)
+    return len(params)
+
+
 def worker(args):
     """Train one configuration in this process and print its JSON."""
     import torch
@@ -123,6 +224,8 @@ def worker(args):
 
     torch.manual_seed(args.seed)
     model = build_model(nn, args.model)
+    if args.init:
+        load_init(torch, model, args.model, args.init)
     layout = torch.contiguous_format
     if args.channels_last:
         layout = torch.channels_last
@@ -143,15 +246,25 @@ def worker(args):
         return loss.item()
 
     def evaluate():
+        """(accuracy, mean cross-entropy) over the test set."""
         model.eval()
-        correct = 0
+        correct, loss_sum = 0, 0.0
         with torch.no_grad():
             for s in range(0, x_test.shape[0], 1000):
                 xb = x_test[s:s + 1000].contiguous(memory_format=layout)
-                pred = model(xb).argmax(dim=1)
-                correct += int((pred == y_test[s:s + 1000]).sum())
+                yb = y_test[s:s + 1000]
+                logits = model(xb)
+                loss_sum += float(F.cross_entropy(logits, yb,
+                                                  reduction="sum"))
+                correct += int((logits.argmax(dim=1) == yb).sum())
         model.train()
-        return correct / x_test.shape[0]
+        return correct / x_test.shape[0], loss_sum / x_test.shape[0]
+
+    def order(epoch_n):
+        """This epoch's sample order: shuffled, or stored order."""
+        if args.no_shuffle:
+            return torch.arange(epoch_n)
+        return torch.randperm(epoch_n, generator=shuffle)
 
     out = {
         "tool": "torch_fmnist", "model": args.model, "threads": args.threads,
@@ -163,12 +276,15 @@ def worker(args):
         "torch_version": torch.__version__,
         "train_samples": n, "test_samples": int(x_test.shape[0]),
         "param_count": sum(p.numel() for p in model.parameters()),
+        "shuffle": not args.no_shuffle, "init": args.init or None,
     }
     model.train()
+    if args.init and not args.steps:
+        out["init_test_accuracy"], out["init_test_loss"] = evaluate()
 
     if args.steps:
         # Short timing run: warm-up steps are not timed.
-        perm = torch.randperm(n, generator=shuffle)
+        perm = order(n)
         nsteps = args.warmup + args.steps
         starts = [(i * bs) % max(n - bs + 1, 1) for i in range(nsteps)]
         for s in starts[:args.warmup]:
@@ -183,24 +299,32 @@ def worker(args):
         return
 
     train_s = 0.0
-    epoch_sps, epoch_loss, epoch_acc = [], [], []
+    first_step_loss = None
+    epoch_sps, epoch_loss, epoch_acc, epoch_test_loss = [], [], [], []
     for _ in range(args.epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=shuffle)
+        perm = order(n)
         loss_sum = 0.0
         for s in range(0, n, bs):
             idx = perm[s:s + bs]
-            loss_sum += step(idx) * idx.shape[0]
+            loss = step(idx)
+            if first_step_loss is None:
+                first_step_loss = loss
+            loss_sum += loss * idx.shape[0]
         elapsed_s = time.perf_counter() - t0
         train_s += elapsed_s
         epoch_sps.append(n / elapsed_s)
         epoch_loss.append(loss_sum / n)
-        epoch_acc.append(evaluate())
+        acc, test_loss = evaluate()
+        epoch_acc.append(acc)
+        epoch_test_loss.append(test_loss)
     out.update(epochs=args.epochs, train_time_s=train_s,
                samples_per_s=n * args.epochs / train_s,
                epoch_samples_per_s=epoch_sps, epoch_train_loss=epoch_loss,
                train_loss=epoch_loss[-1], epoch_test_accuracy=epoch_acc,
-               test_accuracy=epoch_acc[-1])
+               test_accuracy=epoch_acc[-1], epoch_test_loss=epoch_test_loss,
+               test_loss=epoch_test_loss[-1],
+               first_step_loss=first_step_loss)
     print(json.dumps(out))
 
 
@@ -227,6 +351,10 @@ def run_worker(args, coretype, flags, extra):
            "--batch-size", str(args.batch_size), "--lr", str(args.lr),
            "--seed", str(args.seed), "--train-limit", str(args.train_limit),
            "--test-limit", str(args.test_limit)] + flags + extra
+    if args.init:
+        cmd += ["--init", os.path.abspath(args.init)]
+    if args.no_shuffle:
+        cmd.append("--no-shuffle")
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     if p.returncode != 0:
         fail(f"worker failed ({' '.join(cmd)})")
@@ -234,9 +362,16 @@ def run_worker(args, coretype, flags, extra):
 
 
 def driver(args):
-    """Time every variant briefly, then train the fastest for --epochs."""
+    """Time every variant briefly, then train the fastest for --epochs.
+    With --no-tune, train the first variant (oneDNN on, NCHW, OpenBLAS as
+    installed) at once, untimed."""
     tried = []
     for name, coretype, flags in variants(args.model):
+        if args.no_tune:
+            tried.append({"variant": name + " (not tuned)",
+                          "openblas_coretype_env": coretype,
+                          "samples_per_s": None, "flags": flags})
+            break
         r = run_worker(args, coretype, flags,
                        ["--steps", str(args.timing_steps),
                         "--warmup", str(args.warmup)])
@@ -245,15 +380,16 @@ def driver(args):
                       "samples_per_s": r["samples_per_s"], "flags": flags})
         print(f"torch_fmnist: {args.model} threads={args.threads} {name}: "
               f"{r['samples_per_s']:.0f} samples/s", file=sys.stderr)
-    best = max(tried, key=lambda v: v["samples_per_s"])
+    best = max(tried, key=lambda v: v["samples_per_s"] or 0)
     result = run_worker(args, best["openblas_coretype_env"], best["flags"],
                         ["--epochs", str(args.epochs)])
     result["best_variant"] = best["variant"]
     result["variants"] = [{k: v for k, v in t.items() if k != "flags"}
                           for t in tried]
-    result["timing_steps"] = args.timing_steps
-    print(f"torch_fmnist: {args.model} threads={args.threads} best "
-          f"{best['variant']}: {result['samples_per_s']:.0f} samples/s over "
+    result["timing_steps"] = 0 if args.no_tune else args.timing_steps
+    print(f"torch_fmnist: {args.model} threads={args.threads} "
+          f"{'' if args.no_tune else 'best '}{best['variant']}: "
+          f"{result['samples_per_s']:.0f} samples/s over "
           f"{args.epochs} epoch(s), test accuracy "
           f"{result['test_accuracy']:.4f}", file=sys.stderr)
     text = json.dumps(result, indent=1)
@@ -282,6 +418,14 @@ def main():
                     help="steps per variant in the timing run "
                          "(default 150 for the MLP, 60 for the CNN)")
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--init", metavar="FILE",
+                    help="start from the parameters of this ondev checkpoint"
+                         " (`ondev run --set epochs=0 --set checkpoint=FILE`)")
+    ap.add_argument("--no-shuffle", action="store_true",
+                    help="visit the training images in stored order")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="train the default configuration without timing "
+                         "the variants first")
     ap.add_argument("--json", help="write the result here (default: stdout)")
     # Worker-only options.
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -588,6 +588,11 @@ od_status od_config_validate(const od_config *c)
     if (c->workload[0] == '\0')
         return od_fail(OD_ERR_INVALID, "workload is empty; name one, e.g. "
                        "workload=fmnist-mlp");
+    /* The privacy analysis rests on random batches. */
+    if (c->dp && !c->shuffle)
+        return od_fail(OD_ERR_INVALID, "shuffle = false cannot be combined "
+                       "with dp = true: DP-SGD's guarantee needs randomly "
+                       "drawn batches; remove shuffle=false");
     return OD_OK;
 }
 

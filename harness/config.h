@@ -30,7 +30,8 @@
 #define OD_CONFIG_KEYS(X)                                                     \
     X(workload, STR, "fmnist-mlp", "",                                        \
       "model and dataset to train (`ondev run --help` lists them)")           \
-    X(epochs, INT, "1", "[1, 100000]", "passes over the training set")        \
+    X(epochs, INT, "1", "[0, 100000]",                                        \
+      "passes over the training set (0: evaluate and save only)")             \
     X(batch_size, INT, "64", "[1, 65536]",                                    \
       "examples per step; the last step of an epoch takes what is left")      \
     X(lr, FLOAT, "0.05", "(0, 1000]", "peak learning rate")                   \
@@ -54,6 +55,8 @@
       "worker threads, one per physical core first (0: all cores)")           \
     X(seed, INT, "1", "[0, inf)",                                             \
       "seed of initialisation, shuffling and dropout")                        \
+    X(shuffle, BOOL, "true", "",                                              \
+      "visit the training set in a fresh order each epoch (false: in order)") \
     X(train_subset, INT, "0", "[0, inf)",                                     \
       "train on the first N training examples (0: all)")                      \
     X(test_subset, INT, "0", "[0, inf)",                                      \

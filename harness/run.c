@@ -418,7 +418,10 @@ static od_status od__setup(od__run *s, od_run_result *r)
                     c->resume, (unsigned long long)step, r->start_epoch,
                     r->start_epoch == 1 ? "" : "s");
     }
-    s->sched.total_steps = (long)(s->steps_per_epoch * c->epochs);
+    /* epochs = 0 trains nothing; the schedule is still checked, as for
+     * one epoch, so that the same settings cannot fail later. */
+    s->sched.total_steps = (long)(s->steps_per_epoch *
+                                  (c->epochs > 0 ? c->epochs : 1));
     if (s->sched.kind == OD_SCHED_COSINE &&
         s->sched.warmup_steps >= s->sched.total_steps)
         return od_fail(OD_ERR_INVALID, "warmup_steps = %ld leaves nothing "
@@ -497,12 +500,16 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
     int64_t nsteps = (s->train.n + bs - 1) / bs;
 
     /* Each epoch's order comes from its own stream of the seed, so that
-     * epoch e is shuffled the same way however the run got there. */
-    od_rng rng;
-    od_rng_seed(&rng, (uint64_t)c->seed, 0x5348554646ull + (uint64_t)epoch);
+     * epoch e is shuffled the same way however the run got there. With
+     * shuffle = false every epoch visits the samples in stored order. */
     for (int i = 0; i < s->train.n; i++)
         s->order[i] = i;
-    od_rng_shuffle(&rng, s->order, s->train.n);
+    if (c->shuffle) {
+        od_rng rng;
+        od_rng_seed(&rng, (uint64_t)c->seed,
+                    0x5348554646ull + (uint64_t)epoch);
+        od_rng_shuffle(&rng, s->order, s->train.n);
+    }
 
     char label[64];
     snprintf(label, sizeof label, "epoch %d/%lld", epoch + 1,
@@ -595,10 +602,11 @@ od_status od_train_store(const od_config *c, const char *results_path,
     memset(r, 0, sizeof *r);
     r->train_loss = r->test_accuracy = r->test_loss = NAN;
     r->epochs = (int)c->epochs;
-    r->epoch_train_loss = malloc((size_t)r->epochs * sizeof(double));
-    r->epoch_test_accuracy = malloc((size_t)r->epochs * sizeof(double));
-    r->epoch_test_loss = malloc((size_t)r->epochs * sizeof(double));
-    r->epoch_host_time_s = malloc((size_t)r->epochs * sizeof(double));
+    size_t slots = r->epochs > 0 ? (size_t)r->epochs : 1;  /* epochs = 0 */
+    r->epoch_train_loss = malloc(slots * sizeof(double));
+    r->epoch_test_accuracy = malloc(slots * sizeof(double));
+    r->epoch_test_loss = malloc(slots * sizeof(double));
+    r->epoch_host_time_s = malloc(slots * sizeof(double));
     if (!r->epoch_train_loss || !r->epoch_test_accuracy ||
         !r->epoch_test_loss || !r->epoch_host_time_s)
         return od_fail(OD_ERR_NOMEM, "out of host memory");
@@ -616,7 +624,10 @@ od_status od_train_store(const od_config *c, const char *results_path,
 
     r->started = 1;
     od_arena_reset_peaks(s.arena);
-    if (r->start_epoch >= r->epochs)
+    if (r->epochs == 0)
+        od_log_info("epochs = 0: evaluating the %s model without training",
+                    c->resume[0] ? "loaded" : "initial");
+    else if (r->start_epoch >= r->epochs)
         od_log_info("%s already holds %d epoch%s of training: evaluating "
                     "only (raise epochs to train more)", c->resume,
                     r->start_epoch, r->start_epoch == 1 ? "" : "s");
