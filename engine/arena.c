@@ -135,7 +135,8 @@ static unsigned char *od__step_carve(od_arena *a, size_t total, int *chunk,
     return base;
 }
 
-od_status od_arena_alloc(od_arena *a, od_mem_kind kind, size_t bytes, void **out)
+static od_status od__alloc(od_arena *a, od_mem_kind kind, size_t bytes,
+                           int zero, void **out)
 {
     OD_ASSERT(a && out && kind >= 0 && kind < OD_MEM_KIND_COUNT);
     *out = NULL;
@@ -162,7 +163,12 @@ od_status od_arena_alloc(od_arena *a, od_mem_kind kind, size_t bytes, void **out
     if (!raw)
         return od_fail(OD_ERR_NOMEM, "host out of memory allocating %zu bytes",
                        charged);
-    memset(raw + OD__HDR, 0, charged);
+    if (zero || !is_step)
+        memset(raw + OD__HDR, 0, charged);
+    else if (!OD__STEP_CHUNKS)
+        /* Sanitizer builds: all-ones bytes are NaNs, so that a kernel that
+         * reads before it writes shows up in the results. */
+        memset(raw + OD__HDR, 0xff, charged);
     od__block *b = (od__block *)raw;
     b->bytes = charged;
     b->kind = kind;
@@ -183,6 +189,18 @@ od_status od_arena_alloc(od_arena *a, od_mem_kind kind, size_t bytes, void **out
         a->peak_kind[kind] = a->used_kind[kind];
     *out = raw + OD__HDR;
     return OD_OK;
+}
+
+od_status od_arena_alloc(od_arena *a, od_mem_kind kind, size_t bytes,
+                         void **out)
+{
+    return od__alloc(a, kind, bytes, 1, out);
+}
+
+od_status od_arena_alloc_uninit(od_arena *a, od_mem_kind kind, size_t bytes,
+                                void **out)
+{
+    return od__alloc(a, kind, bytes, 0, out);
 }
 
 static void od__release_block(od_arena *a, od__block *b)

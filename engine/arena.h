@@ -38,6 +38,12 @@ void od_arena_destroy(od_arena *a);
  * until the next reset or release. */
 od_status od_arena_alloc(od_arena *a, od_mem_kind kind, size_t bytes,
                          void **out);
+/* As od_arena_alloc, but ACT and SCRATCH blocks are not zero-filled: for
+ * outputs that the caller overwrites whole (zero-filling a large activation
+ * costs as much as writing it). Under AddressSanitizer they are filled with
+ * NaNs instead, so that reading before writing shows in the tests. */
+od_status od_arena_alloc_uninit(od_arena *a, od_mem_kind kind, size_t bytes,
+                                void **out);
 void od_arena_free(od_arena *a, void *p);
 
 /* Step lifetime: a mark is a position in the list of step blocks. */

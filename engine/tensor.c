@@ -11,8 +11,8 @@ size_t od_shape_size(int ndim, const int *dims)
     return n;
 }
 
-od_status od_tensor_alloc(od_arena *a, od_mem_kind kind, od_tensor *t,
-                          int ndim, const int *dims)
+static od_status od__tensor_alloc(od_arena *a, od_mem_kind kind, od_tensor *t,
+                                  int ndim, const int *dims, int zero)
 {
     OD_ASSERT(t && ndim >= 1 && ndim <= OD_MAX_DIMS);
     memset(t, 0, sizeof *t);
@@ -25,9 +25,23 @@ od_status od_tensor_alloc(od_arena *a, od_mem_kind kind, od_tensor *t,
     t->ndim = ndim;
     t->size = od_shape_size(ndim, dims);
     void *p = NULL;
-    OD_TRY(od_arena_alloc(a, kind, t->size * sizeof(float), &p));
+    size_t bytes = t->size * sizeof(float);
+    OD_TRY(zero ? od_arena_alloc(a, kind, bytes, &p)
+                : od_arena_alloc_uninit(a, kind, bytes, &p));
     t->data = p;
     return OD_OK;
+}
+
+od_status od_tensor_alloc(od_arena *a, od_mem_kind kind, od_tensor *t,
+                          int ndim, const int *dims)
+{
+    return od__tensor_alloc(a, kind, t, ndim, dims, 1);
+}
+
+od_status od_tensor_alloc_uninit(od_arena *a, od_mem_kind kind, od_tensor *t,
+                                 int ndim, const int *dims)
+{
+    return od__tensor_alloc(a, kind, t, ndim, dims, 0);
 }
 
 od_status od_tensor_alloc1(od_arena *a, od_mem_kind kind, od_tensor *t, int d0)

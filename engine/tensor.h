@@ -18,6 +18,10 @@ typedef struct od_tensor {
 /* Allocate a zero-filled tensor of the given shape from the arena. */
 od_status od_tensor_alloc(od_arena *a, od_mem_kind kind, od_tensor *t,
                           int ndim, const int *dims);
+/* The same without zero-filling activations and scratch (see
+ * od_arena_alloc_uninit): for outputs a kernel overwrites whole. */
+od_status od_tensor_alloc_uninit(od_arena *a, od_mem_kind kind, od_tensor *t,
+                                 int ndim, const int *dims);
 /* Shorthands for 1 to 4 dimensions. */
 od_status od_tensor_alloc1(od_arena *a, od_mem_kind kind, od_tensor *t, int d0);
 od_status od_tensor_alloc2(od_arena *a, od_mem_kind kind, od_tensor *t, int d0,

@@ -37,7 +37,7 @@ static od_status od__activation_forward(od_layer *l, od_ctx *ctx,
     (void)training;
     od__activation *L = (od__activation *)l;
     uint64_t t0 = od_now_ns();
-    OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, y, x->ndim, x->dims));
+    OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, y, x->ndim, x->dims));
     od_act_forward(ctx->pool, L->act, x->size, x->data, y->data);
     L->x = *x;
     L->y = *y;
@@ -58,7 +58,7 @@ static od_status od__activation_backward(od_layer *l, od_ctx *ctx,
         od__cost(ctx, l, OD_OP_ELTWISE, OD_PHASE_BACKWARD, 0, 0, 0, t0);
         return OD_OK;
     }
-    OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, dx, L->x.ndim, L->x.dims));
+    OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, dx, L->x.ndim, L->x.dims));
     od_act_backward(ctx->pool, L->act, dy->size, L->x.data, L->y.data,
                     dy->data, dx->data);
     /* ReLU and GELU read x, tanh and sigmoid read y, all read dy. */

@@ -60,8 +60,8 @@ static od_status od__conv2d_scratch(od_ctx *ctx, const od_conv2d_shape *s,
     *scratch = NULL;
     if (floats == 0)
         return OD_OK;
-    OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_SCRATCH,
-                          floats * sizeof(float), &p));
+    OD_TRY(od_arena_alloc_uninit(ctx->arena, OD_MEM_SCRATCH,
+                                 floats * sizeof(float), &p));
     *scratch = p;
     return OD_OK;
 }
@@ -75,7 +75,7 @@ static od_status od__conv2d_forward(od_layer *l, od_ctx *ctx,
     uint64_t t0 = od_now_ns();
     int ndim = 0, dims[OD_MAX_DIMS] = {0};
     OD_TRY(od__conv2d_out_shape(l, x->ndim, x->dims, &ndim, dims));
-    OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, y, ndim, dims));
+    OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, y, ndim, dims));
 
     od_conv2d_shape s = od__conv2d_shape_of(L, x->dims);
     size_t mark = od_arena_mark(ctx->arena);
@@ -130,7 +130,7 @@ static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
     double flops = 0, rd = (double)dy->size, wr = 0;
 
     if (dx)
-        OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, dx, L->x.ndim,
+        OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, dx, L->x.ndim,
                                L->x.dims));
     size_t mark = od_arena_mark(ctx->arena);
     float *scratch;

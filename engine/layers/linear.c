@@ -40,7 +40,7 @@ static od_status od__linear_forward(od_layer *l, od_ctx *ctx,
     uint64_t t0 = od_now_ns();
     int ndim = 0, dims[OD_MAX_DIMS] = {0};
     OD_TRY(od__linear_out_shape(l, x->ndim, x->dims, &ndim, dims));
-    OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, y, ndim, dims));
+    OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, y, ndim, dims));
 
     int rows = (int)(x->size / (size_t)L->in);
     const float *w = l->params[0]->value.data;   /* (out, in) */
@@ -95,7 +95,7 @@ static od_status od__linear_backward(od_layer *l, od_ctx *ctx,
     }
     /* dx (rows, in) = dy (rows, out) W (out, in). */
     if (dx) {
-        OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, dx, L->x.ndim,
+        OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, dx, L->x.ndim,
                                L->x.dims));
         od_gemm(ctx->pool, 0, 0, rows, L->in, L->out, 1.0f, dy->data, L->out,
                 w->value.data, L->in, 0.0f, dx->data, L->in);

@@ -43,7 +43,7 @@ static od_status od__pool2d_forward(od_layer *l, od_ctx *ctx,
     uint64_t t0 = od_now_ns();
     int ndim = 0, dims[OD_MAX_DIMS] = {0};
     OD_TRY(od__pool2d_out_shape(l, x->ndim, x->dims, &ndim, dims));
-    OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, y, ndim, dims));
+    OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, y, ndim, dims));
 
     od_pool2d_shape s = {
         .n = x->dims[0], .c = x->dims[1], .h = x->dims[2], .w = x->dims[3],
@@ -53,8 +53,8 @@ static od_status od__pool2d_forward(od_layer *l, od_ctx *ctx,
     double written = (double)y->size;
     if (L->is_max) {
         void *p = NULL;
-        OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_ACT,
-                              y->size * sizeof(int32_t), &p));
+        OD_TRY(od_arena_alloc_uninit(ctx->arena, OD_MEM_ACT,
+                                     y->size * sizeof(int32_t), &p));
         L->argmax = p;
         if (L->relu)
             od_relu_maxpool2d_forward(ctx->pool, &s, x->data, y->data,
@@ -90,7 +90,7 @@ static od_status od__pool2d_backward(od_layer *l, od_ctx *ctx,
         od__cost(ctx, l, OD_OP_POOL, OD_PHASE_BACKWARD, 0, 0, 0, t0);
         return OD_OK;
     }
-    OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, dx, L->x_shape.ndim,
+    OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, dx, L->x_shape.ndim,
                            L->x_shape.dims));
     double flops, rd = (double)dy->size;
     if (L->is_max) {
