@@ -52,10 +52,12 @@ static const char od__audit_help[] =
     "Poisson rate Q, default 0.1, clipping C, default 1, noise calibrated\n"
     "to E, default 2, at delta D, default 1e-5) the auditor guesses in/out\n"
     "for the R/2 highest and R/2 lowest canary scores (R default 200). The\n"
-    "number of correct guesses gives an empirical lower bound on epsilon\n"
-    "at confidence 1 - B (default 0.95), reported beside the claimed\n"
-    "epsilon. A lower bound above the claim means the implementation does\n"
-    "not deliver its guarantee. See docs/dpsgd.md.\n";
+    "paper's (epsilon, delta) bound on the chance of that many correct\n"
+    "guesses gives a p-value for the claim and an empirical lower bound on\n"
+    "epsilon at confidence 1 - B (default 0.95, at the same delta D),\n"
+    "reported beside the claimed epsilon. A lower bound above the claim\n"
+    "means the implementation does not deliver its guarantee. See\n"
+    "docs/dpsgd.md.\n";
 
 /* A finite double filling the whole string; 0 when it parses. */
 static int od__number(const char *s, double *out)
@@ -401,6 +403,7 @@ int od_cmd_privacy_audit(int argc, char **argv)
         od_json_string(&j, "accountant", "rdp");
         od_json_string(&j, "conversion", "improved");
         od_json_double(&j, "confidence", 1.0 - r.beta);
+        od_json_double(&j, "p_value", r.p_value);
         od_json_double(&j, "noise_multiplier", r.noise_multiplier);
         od_json_double(&j, "sampling_rate", r.sampling_rate);
         od_json_int(&j, "steps", c.steps);
@@ -421,6 +424,8 @@ int od_cmd_privacy_audit(int argc, char **argv)
                 " %s\n", r.epsilon_lower, 100.0 * (1.0 - r.beta),
                 holds ? "consistent with the claim"
                       : "ABOVE the claim: the guarantee does not hold");
+        fprintf(stderr, "  p-value of the claim: %.3g (bound on the chance of"
+                " %d or more correct)\n", r.p_value, r.correct);
     }
     return holds ? OD_EXIT_OK : OD_EXIT_FAIL;
 }

@@ -10,52 +10,159 @@
 #include "privacy/accountant.h"
 #include "privacy/dpsgd.h"
 
-/* log P[Binomial(r, p) >= v], summed in log space. */
-static double od__log_tail(int r, int v, double p)
+/* ---- The bound -------------------------------------------------------------
+ *
+ * Source: T. Steinke, M. Nasr, M. Jagielski, "Privacy Auditing with One (1)
+ * Training Run", NeurIPS 2023 (arXiv:2305.08846). For ε-DP the number W of
+ * correct guesses is stochastically dominated by Binomial(r, q), q =
+ * e^ε / (1 + e^ε), so P[W >= v] <= F(v) := P[Binomial(r, q) >= v]. For
+ * (ε, δ)-DP the paper's approximate-DP result adds a δ term for each of the
+ * m randomised canaries, weighted by how fast F rises below v:
+ *
+ *   P[W >= v] <= F(v) + 2 m δ max_{1 <= i <= v} (F(v - i) - F(v)) / i,
+ *
+ * which is what the paper's own p-value routine (its Appendix D) evaluates
+ * and what its experiments report. F(v - i) - F(v) is P[v - i <= B < v],
+ * the sum of the i binomial probabilities just below v. */
+
+/* A sum of non-negative terms with Neumaier's compensation. */
+typedef struct od__sum {
+    double s, c;
+} od__sum;
+
+static void od__sum_add(od__sum *a, double x)
 {
-    if (v <= 0)
-        return 0.0;
-    if (v > r)
-        return -INFINITY;
-    double lp = log(p), lq = log1p(-p), lr = lgamma(r + 1.0);
-    double mx = -INFINITY;
-    for (int k = v; k <= r; k++) {
-        double t = lr - lgamma(k + 1.0) - lgamma(r - k + 1.0) + k * lp
-                   + (r - k) * lq;
-        mx = t > mx ? t : mx;
-    }
-    double s = 0;
-    for (int k = v; k <= r; k++)
-        s += exp(lr - lgamma(k + 1.0) - lgamma(r - k + 1.0) + k * lp
-                 + (r - k) * lq - mx);
-    return mx + log(s);
+    double t = a->s + x;
+    a->c += fabs(a->s) >= fabs(x) ? (a->s - t) + x : (x - t) + a->s;
+    a->s = t;
 }
 
-od_status od_audit_epsilon_lower(int guesses, int correct, double beta,
-                                 double extra_failure, double *eps_out)
+/* ln n! - ln(sqrt(2 π n) (n / e)^n) for n >= 1: exact factorials up to 15,
+ * Stirling's series to the n^-9 term (error below 2e-16) above. */
+static double od__stirling_err(double n)
+{
+    if (n <= 15) {
+        double f = 1;
+        for (int k = 2; k <= (int)n; k++)
+            f *= k;
+        return log(f) - (n + 0.5) * log(n) + n - 0.5 * log(2 * M_PI);
+    }
+    double n2 = n * n;
+    return (1.0 / 12 - (1.0 / 360 - (1.0 / 1260 - (1.0 / 1680
+            - 1.0 / (1188 * n2)) / n2) / n2) / n2) / n;
+}
+
+/* x ln(x / mu) + mu - x (>= 0) for x, mu > 0, without the cancellation of
+ * the direct form when x is close to mu. */
+static double od__dev(double x, double mu)
+{
+    double d = x - mu;
+    if (fabs(d) >= 0.1 * (x + mu))
+        return x * log(x / mu) + mu - x;
+    /* ln(x / mu) = 2 atanh(v), v = d / (x + mu): sum its odd series. */
+    double v = d / (x + mu), v2 = v * v, s = d * v, term = 2 * x * v;
+    for (int j = 1; j < 1000; j++) {
+        term *= v2;
+        double next = s + term / (2 * j + 1);
+        if (next == s)
+            break;
+        s = next;
+    }
+    return s;
+}
+
+/* P[Binomial(r, q) = k] with p1 = 1 - q given separately (both accurate),
+ * to about 1e-13 relative (better for the larger terms) for any r: the
+ * saddle-point form of Loader ("Fast and accurate computation of binomial
+ * probabilities", 2000) keeps the large terms of ln C(r, k) from
+ * cancelling. */
+static double od__binom_pmf(int r, int k, double q, double p1)
+{
+    if (k == 0)
+        return exp(r * log(p1));
+    if (k == r)
+        return exp(r * log(q));
+    double n = r, x = k, y = r - k;
+    double lc = od__stirling_err(n) - od__stirling_err(x)
+                - od__stirling_err(y) - od__dev(x, n * q) - od__dev(y, n * p1);
+    return exp(lc) * sqrt(n / (2 * M_PI * x * y));
+}
+
+static od_status od__audit_check_counts(int m, int r, int v)
+{
+    if (r < 1 || v < 0 || v > r || r > m)
+        return od_fail(OD_ERR_INVALID, "audit: need 0 <= correct (%d) <= "
+                       "guesses (%d) <= canaries (%d) and at least one "
+                       "guess", v, r, m);
+    return OD_OK;
+}
+
+/* The bound for checked arguments. */
+static double od__p_value(int m, int r, int v, double eps, double delta)
+{
+    /* q and 1 - q, each without rounding loss at large ε. */
+    double q = 1.0 / (1.0 + exp(-eps)), p1 = 1.0 / (1.0 + exp(eps));
+
+    /* F(v), smallest terms first when v is above the mean. */
+    od__sum tail = {0, 0};
+    if (v == 0)
+        tail.s = 1;
+    else
+        for (int k = r; k >= v; k--)
+            od__sum_add(&tail, od__binom_pmf(r, k, q, p1));
+    double f_v = tail.s + tail.c;
+    if (!(delta > 0) || v == 0)
+        return f_v < 1 ? f_v : 1;
+
+    /* α = max_i P[v - i <= B < v] / i. Every partial sum is at most
+     * P[B < v] <= below (with a margin for the rounding of the terms), so
+     * once below / i <= α no later i can win. */
+    double below = 1 - f_v + 1e-12, alpha = 0;
+    od__sum run = {0, 0};
+    for (int i = 1; i <= v && below / i > alpha; i++) {
+        od__sum_add(&run, od__binom_pmf(r, v - i, q, p1));
+        double a = (run.s + run.c) / i;
+        alpha = a > alpha ? a : alpha;
+    }
+    double p = f_v + 2.0 * m * delta * alpha;
+    return p < 1 ? p : 1;
+}
+
+od_status od_audit_p_value(int canaries, int guesses, int correct,
+                           double epsilon, double delta, double *p_out)
+{
+    *p_out = 1;
+    OD_TRY(od__audit_check_counts(canaries, guesses, correct));
+    if (!(epsilon >= 0) || !isfinite(epsilon) || !(delta >= 0 && delta <= 1))
+        return od_fail(OD_ERR_INVALID, "audit: epsilon = %g must be finite "
+                       "and >= 0, delta = %g in [0, 1]", epsilon, delta);
+    *p_out = od__p_value(canaries, guesses, correct, epsilon, delta);
+    return OD_OK;
+}
+
+od_status od_audit_epsilon_lower(int canaries, int guesses, int correct,
+                                 double delta, double beta, double *eps_out)
 {
     *eps_out = 0;
-    if (guesses < 1 || correct < 0 || correct > guesses)
-        return od_fail(OD_ERR_INVALID, "audit: %d correct of %d guesses is "
-                       "not a count", correct, guesses);
-    double level = beta - extra_failure;
-    if (!(beta > 0 && beta < 1) || !(level > 0))
+    OD_TRY(od__audit_check_counts(canaries, guesses, correct));
+    if (!(beta > 0 && beta < 1) || !(delta >= 0 && delta <= 1))
         return od_fail(OD_ERR_INVALID, "audit: beta = %g must be in (0, 1) "
-                       "and above the failure charged for delta (%g)", beta,
-                       extra_failure);
-    double log_level = log(level);
+                       "and delta = %g in [0, 1]", beta, delta);
+    int m = canaries, r = guesses, v = correct;
 
-    /* The tail grows with ε; ε̂ is where it crosses the level. */
-    if (od__log_tail(guesses, correct, 0.5) > log_level)
+    /* The bound rises with ε (tests/test_audit.c checks it on a grid);
+     * ε̂ is where it crosses β. At ε = 64, q is 1 to double precision and
+     * the bound is 1 for v >= 1. */
+    if (od__p_value(m, r, v, 0, delta) > beta)
         return OD_OK;
     double lo = 0, hi = 1;
-    while (od__log_tail(guesses, correct, 1.0 / (1.0 + exp(-hi)))
-           <= log_level && hi < 64)
+    while (hi < 64 && od__p_value(m, r, v, hi, delta) <= beta) {
+        lo = hi;
         hi *= 2;
-    for (int it = 0; it < 80; it++) {
+    }
+    for (int it = 0; it < 200 && hi - lo > 1e-13 * (1 + lo); it++) {
         double mid = 0.5 * (lo + hi);
-        double p = 1.0 / (1.0 + exp(-mid));
-        if (od__log_tail(guesses, correct, p) <= log_level)
+        if (od__p_value(m, r, v, mid, delta) <= beta)
             lo = mid;
         else
             hi = mid;
@@ -295,10 +402,11 @@ od_status od_audit_run(const od_audit_config *c, od_audit_result *out)
     out->included = included;
     out->guesses = c->guesses;
     out->correct = correct;
-    /* The δ of the claim is charged to the failure probability as m δ per
-     * guess side (a conservative simplification; docs/dpsgd.md). */
-    st = od_audit_epsilon_lower(c->guesses, correct, c->beta,
-                                2.0 * m * c->delta, &out->epsilon_lower);
+    st = od_audit_p_value(m, c->guesses, correct, pr.epsilon, c->delta,
+                          &out->p_value);
+    if (st == OD_OK)
+        st = od_audit_epsilon_lower(m, c->guesses, correct, c->delta,
+                                    c->beta, &out->epsilon_lower);
 
 done:
     od_dpsgd_destroy(dp);

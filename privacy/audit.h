@@ -1,14 +1,16 @@
-/* A privacy audit in one training run (Steinke, Nasr & Jagielski 2023).
+/* A privacy audit in one training run (Steinke, Nasr & Jagielski,
+ * "Privacy Auditing with One (1) Training Run", NeurIPS 2023,
+ * arXiv:2305.08846).
  *
  * m canaries are each put into the training set with probability 1/2,
  * independently. After training, an auditor who sees the model scores every
  * canary, guesses "in" for the r/2 highest scores and "out" for the r/2
- * lowest, and abstains on the rest. Under ε-DP the number of correct
- * guesses is dominated by Binomial(r, e^ε / (1 + e^ε)), so observing v
- * correct guesses rules out, at confidence 1 - β, every ε whose binomial
- * tail P[X >= v] is below β. The largest ruled-out ε is the empirical
- * lower bound ε̂: a correct implementation can never (beyond probability β)
- * show ε̂ above the ε it claims; a broken one can.
+ * lowest, and abstains on the rest. If training is (ε, δ)-DP, the paper
+ * bounds the probability of v or more correct guesses (od_audit_p_value);
+ * observing v correct guesses rules out, at confidence 1 - β, every ε whose
+ * bound is at most β. The largest ruled-out ε is the empirical lower bound
+ * ε̂: a correct implementation can never (beyond probability β) show ε̂
+ * above the ε it claims; a broken one can.
  *
  * ondev's audit run is white-box and small enough for a test: a linear
  * softmax model over d features plus one private feature per canary; canary
@@ -23,12 +25,26 @@
 
 #include "engine/common.h"
 
-/* ε̂ for v = correct of r = guesses guesses: the largest ε with
- * P[Binomial(r, e^ε / (1 + e^ε)) >= v] <= beta - extra_failure, where
- * extra_failure (>= 0) is failure probability charged for δ (see
- * docs/dpsgd.md); 0 when the guesses are no better than chance. */
-od_status od_audit_epsilon_lower(int guesses, int correct, double beta,
-                                 double extra_failure, double *eps_out);
+/* The paper's bound on P[W >= v] for the number W of correct guesses
+ * when m = canaries canaries are randomised, r = guesses guesses are made
+ * and v = correct of them are right, under (ε, δ)-DP:
+ *
+ *   F(k)  = P[Binomial(r, q) >= k],  q = e^ε / (1 + e^ε)
+ *   α     = max over i = 1..v of (F(v - i) - F(v)) / i
+ *   p     = min(1, F(v) + 2 m δ α)
+ *
+ * With δ = 0 this is the binomial tail F(v) of the pure-DP theorem. p is
+ * the p-value of the hypothesis "training is (ε, δ)-DP" after observing v.
+ * OD_ERR_INVALID unless 0 <= v <= r <= m, r >= 1, ε >= 0 and finite and
+ * δ in [0, 1]. */
+od_status od_audit_p_value(int canaries, int guesses, int correct,
+                           double epsilon, double delta, double *p_out);
+
+/* ε̂: the largest ε >= 0 with od_audit_p_value(m, r, v, ε, δ) <= beta,
+ * to about 1e-12; 0 when even ε = 0 cannot be ruled out. The same
+ * argument checks as od_audit_p_value, and beta in (0, 1). */
+od_status od_audit_epsilon_lower(int canaries, int guesses, int correct,
+                                 double delta, double beta, double *eps_out);
 
 typedef struct od_audit_config {
     int canaries;             /* m */
@@ -61,6 +77,7 @@ typedef struct od_audit_result {
     double sampling_rate;     /* q used: batch / training set size */
     double delta;
     double beta;
+    double p_value;           /* od_audit_p_value at the claimed ε, δ */
     int canaries, included, guesses, correct;
 } od_audit_result;
 
