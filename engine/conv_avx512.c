@@ -5,6 +5,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stddef.h>
 
 #define OD__T __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define OD__INLINE static inline __attribute__((always_inline)) OD__T
@@ -97,45 +98,51 @@ OD__T void od__im2col_avx512(const od_conv2d_shape *s, int oh, int ow,
 }
 
 /* col2im of a stride-1 convolution whose input rows fit one vector
- * (W <= 16): each row of dx is summed in a register over its (r, c)
- * contributions, read from dcol with a masked load shifted by c - pad, and
- * stored once. The additions per element come in the same (r, c) order,
- * from zero, as in the general loops, so the results are the same bit for
- * bit; the general loops' read-after-write of overlapping rows is gone. */
+ * (W <= 16): an image's plane is summed in an L1-resident buffer of
+ * aligned 16-float rows over the (r, c) contributions, each read from dcol
+ * with a masked load shifted by c - pad, and stored to dx once. The
+ * additions per element come in the same (r, c) order, from zero, as in
+ * the general loops, so the results are the same bit for bit; the general
+ * loops' partial, overlapping stores into dx, which stall the loads that
+ * follow them, are gone. */
 OD__INLINE void od__col2im_narrow(const od_conv2d_shape *s, int oh, int ow,
                                   const float *dcol, size_t ldc, int nimg,
-                                  float *dx)
+                                  float *dx, float *acc)
 {
     size_t plane = (size_t)s->h * s->w, p = (size_t)oh * ow;
     const __mmask16 row_mask = od__mask(s->w);
     const __mmask16 src_mask = od__mask(ow);
     for (int b = 0; b < nimg; b++)
         for (int ci = 0; ci < s->c_in; ci++) {
-            float *xp = dx + ((size_t)b * s->c_in + ci) * plane;
+            for (int ih = 0; ih < s->h; ih++)
+                _mm512_store_ps(acc + 16 * ih, _mm512_setzero_ps());
             const float *src_ci = dcol + (size_t)ci * s->kh * s->kw * ldc +
                                   (size_t)b * p;
-            for (int ih = 0; ih < s->h; ih++) {
-                __m512 acc = _mm512_setzero_ps();
-                for (int r = 0; r < s->kh; r++) {
-                    int i = ih + s->pad_h - r;  /* output row reading ih */
-                    if (i < 0 || i >= oh)
-                        continue;
-                    for (int c = 0; c < s->kw; c++) {
-                        /* Output column j lands on input column j + shift. */
-                        int shift = c - s->pad_w;
-                        const float *sr = src_ci +
-                                          (size_t)(r * s->kw + c) * ldc +
-                                          (size_t)i * ow;
-                        __mmask16 m = (__mmask16)(shift >= 0
-                                                      ? src_mask << shift
-                                                      : src_mask >> -shift) &
-                                      row_mask;
-                        acc = _mm512_add_ps(
-                            acc, _mm512_maskz_loadu_ps(m, sr - shift));
+            for (int r = 0; r < s->kh; r++) {
+                /* Output row i reads input row i + r - pad_h. */
+                int ilo, ihi;
+                od__conv_valid_range(oh, s->h, 1, s->pad_h, r, &ilo, &ihi);
+                float *arow = acc + 16 * (r - s->pad_h);
+                for (int c = 0; c < s->kw; c++) {
+                    /* Output column j lands on input column j + shift. */
+                    int shift = c - s->pad_w;
+                    __mmask16 m = (__mmask16)(shift >= 0 ? src_mask << shift
+                                                         : src_mask >> -shift) &
+                                  row_mask;
+                    const float *src = src_ci + (size_t)(r * s->kw + c) * ldc
+                                       - shift;
+                    for (int i = ilo; i < ihi; i++) {
+                        float *a = arow + 16 * i;
+                        _mm512_store_ps(a, _mm512_add_ps(
+                            _mm512_load_ps(a),
+                            _mm512_maskz_loadu_ps(m, src + (ptrdiff_t)i * ow)));
                     }
                 }
-                _mm512_mask_storeu_ps(xp + (size_t)ih * s->w, row_mask, acc);
             }
+            float *xp = dx + ((size_t)b * s->c_in + ci) * plane;
+            for (int ih = 0; ih < s->h; ih++)
+                _mm512_mask_storeu_ps(xp + (size_t)ih * s->w, row_mask,
+                                      _mm512_load_ps(acc + 16 * ih));
         }
 }
 
@@ -143,8 +150,10 @@ OD__T void od__col2im_avx512(const od_conv2d_shape *s, int oh, int ow,
                              const float *dcol, size_t ldc, int nimg,
                              float *dx)
 {
-    if (s->stride_h == 1 && s->stride_w == 1 && s->w <= 16 && ow <= 16) {
-        od__col2im_narrow(s, oh, ow, dcol, ldc, nimg, dx);
+    if (s->stride_h == 1 && s->stride_w == 1 && s->w <= 16 && s->h <= 64 &&
+        ow <= 16) {
+        __attribute__((aligned(64))) float acc[64 * 16];
+        od__col2im_narrow(s, oh, ow, dcol, ldc, nimg, dx, acc);
         return;
     }
     od__col2im_body(s, oh, ow, dcol, ldc, nimg, dx, od__add_y, od__zero_z);

@@ -312,12 +312,58 @@ static int od__gemm_nt_direct(int n, float alpha, float beta, const float *c,
            (uintptr_t)c % 64 == 0;
 }
 
+/* The second half of od__gemm_nt_swapped for rows [i0, i1) of C: those
+ * rows are columns i0..i1-1 of T (n, m), transposed by the packer into C
+ * when direct, else into rows of tt (m, w) and then combined with C. */
+typedef struct {
+    const od__gemm_arch *arch;
+    int m, n, w, direct, ntasks;
+    const float *t;
+    float *tt, *c;
+    float alpha, beta;
+    size_t ldc;
+} od__swap_back_job;
+
+static void od__swap_back_rows(const od__swap_back_job *j, int i0, int i1)
+{
+    if (i0 == i1)
+        return;
+    if (j->direct) {
+        j->arch->pack_bt(i1 - i0, j->n, j->n, j->t + i0, (size_t)j->m,
+                         j->c + (size_t)i0 * j->ldc);
+        return;
+    }
+    float *tt = j->tt + (size_t)i0 * j->w;
+    j->arch->pack_bt(i1 - i0, j->n, j->w, j->t + i0, (size_t)j->m, tt);
+    for (int i = i0; i < i1; i++) {
+        const float *src = tt + (size_t)(i - i0) * j->w;
+        float *dst = j->c + (size_t)i * j->ldc;
+        if (j->beta == 0.0f) {
+            for (int q = 0; q < j->n; q++)
+                dst[q] = j->alpha * src[q];
+        } else {
+            for (int q = 0; q < j->n; q++)
+                dst[q] = j->alpha * src[q] + j->beta * dst[q];
+        }
+    }
+}
+
+static void od__swap_back_task(void *ctx, int task, int worker)
+{
+    (void)worker;
+    const od__swap_back_job *j = ctx;
+    int i0 = (int)((long long)j->m * task / j->ntasks);
+    int i1 = (int)((long long)j->m * (task + 1) / j->ntasks);
+    od__swap_back_rows(j, i0, i1);
+}
+
 /* C (m, n) = alpha * A (m, k) B^T + beta * C with B stored (n, k), computed
  * as the transpose of T (n, m) = B A^T: the packing then transposes A^T
  * (m * k floats) instead of B^T (n * k), and T is transposed back through
  * the same packer, into C itself when od__gemm_nt_direct allows, else into
- * a (m, w) buffer that is then combined with C. Each element of T gets the
- * same sequence of operations as in od__gemm_run, then alpha and beta apply
+ * a (m, w) buffer that is then combined with C; on several threads each
+ * transposes its share of C's rows. Each element of T gets the same
+ * sequence of operations as in od__gemm_run, then alpha and beta apply
  * once. arch is an AVX-512 table (the packer's rows are 16 floats). */
 static void od__gemm_nt_swapped(od_pool *pool, const od__gemm_arch *arch,
                                 int m, int n, int k, float alpha,
@@ -328,28 +374,29 @@ static void od__gemm_nt_swapped(od_pool *pool, const od__gemm_arch *arch,
     const int direct = od__gemm_nt_direct(n, alpha, beta, c, ldc);
     const int w = od__round_up(n, arch->vec);
     float *t = od__gemm_scratch(OD__GEMM_SLOT_SWAP,
-                                (size_t)n * m + (direct ? 0 : (size_t)m * w));
-    float *tt = t + (size_t)n * m; /* T^T (m, w) unless direct */
+                                (size_t)n * m + (direct ? 0 : (size_t)m * w)
+                                + 16);
     od__gemm_run(pool, arch, 0, 1, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, t,
                  m);
-    if (direct) {
-        arch->pack_bt(m, n, n, t, (size_t)m, c);
-        return;
+    od__swap_back_job job = {
+        .arch = arch, .m = m, .n = n, .w = w, .direct = direct,
+        .ntasks = 1, .t = t, .c = c, .alpha = alpha, .beta = beta,
+        .ldc = (size_t)ldc,
+    };
+    if (!direct) {
+        /* tt (m, w) after T, realigned to 64 bytes for the packer's
+         * aligned stores. */
+        size_t off = (size_t)n * m;
+        job.tt = t + off + (16 - off % 16) % 16;
     }
-    /* Realign tt to 64 bytes for the packer's aligned stores. */
-    tt += (16 - ((size_t)n * m) % 16) % 16;
-    arch->pack_bt(m, n, w, t, (size_t)m, tt);
-    for (int i = 0; i < m; i++) {
-        const float *src = tt + (size_t)i * w;
-        float *dst = c + (size_t)i * ldc;
-        if (beta == 0.0f) {
-            for (int j = 0; j < n; j++)
-                dst[j] = alpha * src[j];
-        } else {
-            for (int j = 0; j < n; j++)
-                dst[j] = alpha * src[j] + beta * dst[j];
-        }
-    }
+    /* Threads pay once the transposition moves more than this many
+     * floats. */
+    if (od_pool_threads(pool) > 1 && (size_t)m * n >= 4096)
+        job.ntasks = od_pool_threads(pool);
+    if (job.ntasks == 1)
+        od__swap_back_rows(&job, 0, m);
+    else
+        od_pool_run(pool, job.ntasks, od__swap_back_task, &job);
 }
 
 /* Largest m * n for which od__gemm_nt_swapped is used (its buffer holds
