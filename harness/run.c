@@ -98,8 +98,8 @@ static od_status od__gather(od__run *s, const od_dataset *d,
     int dims[OD_MAX_DIMS] = {n};
     for (int i = 0; i < d->sample_ndim; i++)
         dims[1 + i] = d->sample_dims[i];
-    OD_TRY(od_tensor_alloc(s->arena, OD_MEM_ACT, x, 1 + d->sample_ndim,
-                           dims));
+    OD_TRY(od_tensor_alloc_uninit(s->arena, OD_MEM_ACT, x,
+                                  1 + d->sample_ndim, dims));
     size_t label_bytes = (size_t)n * (size_t)d->labels_per_sample *
                          sizeof(int32_t);
     void *y;
