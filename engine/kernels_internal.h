@@ -82,9 +82,10 @@ void od__add_bias_rows_avx2(int rows, int cols, float *x, size_t ld,
                             const float *bias);
 
 /* Max pooling with 2x2 windows and stride 2 over `planes` planes (H, W),
- * H, W >= 2: the same values and argmax as the general loop, bit for bit. */
+ * H, W >= 2: the same values and argmax as the general loop, bit for bit;
+ * with relu, of ReLU(x) as od_relu_maxpool2d_forward defines it. */
 void od__maxpool2x2_avx512(int h, int w, size_t planes, const float *x,
-                           float *y, int32_t *argmax);
+                           float *y, int32_t *argmax, int relu);
 /* Its backward: dx (planes, H, W) = dy routed to the argmax of each window,
  * 0 elsewhere (overwritten, including rows and columns in no window). */
 void od__maxpool2x2_bwd_avx512(int h, int w, size_t planes, const float *dy,

@@ -18,7 +18,7 @@ static inline __attribute__((always_inline)) OD__T __mmask16 od__mask(int left)
  * row-major order with a strict "greater", as the scalar loop does, so
  * values, ties and NaNs come out the same. */
 OD__T void od__maxpool2x2_avx512(int h, int w, size_t planes, const float *x,
-                                 float *y, int32_t *argmax)
+                                 float *y, int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
@@ -56,6 +56,14 @@ OD__T void od__maxpool2x2_avx512(int h, int w, size_t planes, const float *x,
                 m = _mm512_cmp_ps_mask(c11, best, _CMP_GT_OQ);
                 best = _mm512_mask_mov_ps(best, m, c11);
                 idx = _mm512_mask_add_epi32(idx, m, k, _mm512_set1_epi32(w + 1));
+                if (relu) {
+                    /* Windows with no positive input: 0, no gradient. */
+                    __mmask16 pos = _mm512_cmp_ps_mask(
+                        best, _mm512_setzero_ps(), _CMP_GT_OQ);
+                    best = _mm512_maskz_mov_ps(pos, best);
+                    idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(-1), pos,
+                                                idx);
+                }
                 __mmask16 mo = od__mask(n);
                 _mm512_mask_storeu_ps(yp + (size_t)i * ow + j0, mo, best);
                 _mm512_mask_storeu_epi32(ap + (size_t)i * ow + j0, mo, idx);
@@ -131,9 +139,9 @@ OD__T void od__maxpool2x2_bwd_avx512(int h, int w, size_t planes,
 #else
 
 void od__maxpool2x2_avx512(int h, int w, size_t planes, const float *x,
-                           float *y, int32_t *argmax)
+                           float *y, int32_t *argmax, int relu)
 {
-    (void)h, (void)w, (void)planes, (void)x, (void)y, (void)argmax;
+    (void)h, (void)w, (void)planes, (void)x, (void)y, (void)argmax, (void)relu;
     OD_ASSERT(!"AVX-512 path on a non-x86-64 build");
 }
 
