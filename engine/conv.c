@@ -217,8 +217,13 @@ static od__conv_plan od__plan(const od_conv2d_shape *s, int nthreads)
 size_t od_conv2d_scratch_floats(const od_conv2d_shape *s, int nthreads)
 {
     od__conv_plan pl = od__plan(s, nthreads);
-    return (size_t)pl.nthreads * (pl.col_floats + pl.buf_floats) +
-           pl.shared_floats;
+    size_t floats = (size_t)pl.nthreads * (pl.col_floats + pl.buf_floats) +
+                    pl.shared_floats;
+    if (od__conv2d_winograd(s)) {
+        size_t wino = od__conv2d_winograd_scratch(s, pl.nthreads);
+        floats = wino > floats ? wino : floats;
+    }
+    return floats;
 }
 
 static float *od__worker_col(const od__conv_plan *pl, float *scratch, int worker)
@@ -390,6 +395,10 @@ void od_conv2d_forward(od_pool *pool, const od_conv2d_shape *s,
                        const float *x, const float *w, const float *bias,
                        float *y, float *scratch)
 {
+    if (od__conv2d_winograd(s)) {
+        od__conv2d_winograd_forward(pool, s, x, w, bias, y, scratch);
+        return;
+    }
     od__conv_plan pl = od__plan(s, od_pool_threads(pool));
     if (pl.groups == 0)
         return;
@@ -456,6 +465,10 @@ void od_conv2d_backward_data(od_pool *pool, const od_conv2d_shape *s,
                              const float *dy, const float *w, float *dx,
                              float *scratch)
 {
+    if (od__conv2d_winograd(s)) {
+        od__conv2d_winograd_backward_data(pool, s, dy, w, dx, scratch);
+        return;
+    }
     od__conv_plan pl = od__plan(s, od_pool_threads(pool));
     if (pl.groups == 0) {
         memset(dx, 0, (size_t)s->n * s->c_in * s->h * s->w * sizeof *dx);

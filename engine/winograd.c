@@ -1,0 +1,502 @@
+/* Winograd convolution F(4x4, 5x5) for 5x5, stride-1 convolutions with
+ * enough channels (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+ * Networks", CVPR 2016).
+ *
+ * Each 4x4 block of output (a tile) is computed from the 8x8 block of
+ * input under it as
+ *
+ *     Y = A^T [ (G g G^T) . (B^T d B) ] A        (. elementwise)
+ *
+ * summed over input channels, where g is a 5x5 kernel and d the 8x8 input
+ * block. The elementwise products of all channels become 64 matrix
+ * products, one per position (xi, nu) of the 8x8 transformed block:
+ *
+ *     M[xi nu] (T, C_out) = V[xi nu] (T, C_in) * U[xi nu] (C_in, C_out)
+ *
+ * with U the transformed kernels and V the transformed input blocks of T
+ * tiles. Channels are the innermost axis of V, U and M, so that the
+ * transforms run on 16 channels at once in AVX-512 registers: a group's
+ * images are first copied channels-last (and zero-padded), and its
+ * outputs copied back to NCHW at the end. AVX-512 only; other ISAs use
+ * the im2col lowering of conv.c. That is 64 multiplications per 16 outputs and input channel
+ * against 400 for the direct form; the transforms cost O(64) per tile and
+ * channel. The matrices come from the Toom-Cook construction on the points
+ * 0, 1, -1, 2, -2, 1/2, -1/2 and infinity, built in double precision when
+ * first needed (od__wino_build); the results differ from the direct
+ * product by rounding of the transforms, a relative error of about 1e-6
+ * to 1e-5 on random data (tests/test_kernels.c bounds it).
+ *
+ * The gradient of the input is the same computation: a stride-1
+ * convolution of dy, padded by 4 - pad, with each kernel turned by 180
+ * degrees and the channel axes swapped.
+ *
+ * Threading and determinism: images are split into groups fixed by the
+ * shape and the pool size; each task transforms, multiplies and writes
+ * back one group in its worker's scratch. Every output gets the same
+ * operations in the same order whichever worker runs it. */
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "engine/kernels_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum {
+    OD__WM = 4,                 /* outputs per tile side */
+    OD__WR = 5,                 /* kernel side */
+    OD__WA = OD__WM + OD__WR - 1, /* transformed block side: 8 */
+    OD__WA2 = OD__WA * OD__WA,  /* positions per block: 64 */
+};
+
+/* Tiles per group: enough rows for the 64 products to run well, few
+ * enough that a worker's V and M stay within its L2 cache. */
+#define OD__WINO_TILES_TARGET 64
+
+/* A^T and B^T for the points 0, 1, -1, 2, -2, 1/2, -1/2, infinity: exact
+ * in float, and constants so that the compiler drops the zero terms of the
+ * unrolled transforms. od__wino_build checks them against the
+ * construction. */
+static const float od__at[OD__WM][OD__WA] = {
+    {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.5f, -0.5f, 0.0f},
+    {0.0f, 1.0f, 1.0f, 4.0f, 4.0f, 0.25f, 0.25f, 0.0f},
+    {0.0f, 1.0f, -1.0f, 8.0f, -8.0f, 0.125f, -0.125f, 1.0f},
+};
+static const float od__bt[OD__WA][OD__WA] = {
+    {-1.0f, 0.0f, 5.25f, 0.0f, -5.25f, 0.0f, 1.0f, 0.0f},
+    {0.0f, 1.0f, 1.0f, -4.25f, -4.25f, 1.0f, 1.0f, 0.0f},
+    {0.0f, -1.0f, 1.0f, 4.25f, -4.25f, -1.0f, 1.0f, 0.0f},
+    {0.0f, 0.5f, 0.25f, -2.5f, -1.25f, 2.0f, 1.0f, 0.0f},
+    {0.0f, -0.5f, 0.25f, 2.5f, -1.25f, -2.0f, 1.0f, 0.0f},
+    {0.0f, 2.0f, 4.0f, -2.5f, -5.0f, 0.5f, 1.0f, 0.0f},
+    {0.0f, -2.0f, 4.0f, 2.5f, -5.0f, -0.5f, 1.0f, 0.0f},
+    {0.0f, -1.0f, 0.0f, 5.25f, 0.0f, -5.25f, 0.0f, 1.0f},
+};
+static float od__g[OD__WA][OD__WR];   /* G, from od__wino_build */
+static pthread_once_t od__wino_once = PTHREAD_ONCE_INIT;
+
+/* The Toom-Cook matrices for linear convolution of a 5-tap kernel with a
+ * 4-tap signal, evaluated at points p_0..p_6 and infinity; correlation is
+ * its transpose. With f_j = prod over l != j of (p_j - p_l):
+ *   A^T[k][j] = p_j^k;            A^T[k][inf] = (k == 3)
+ *   G[j][i]   = p_j^i / f_j;      G[inf][i]   = (i == 4)
+ *   B^T[j][t] = coefficient of x^t in prod over l != j of (x - p_l);
+ *   B^T[inf][t] = coefficient of x^t in prod over all l of (x - p_l).
+ * G is kept in double until rounded once; A^T and B^T must equal the
+ * tables above. */
+static void od__wino_build(void)
+{
+    static const double pts[OD__WA - 1] = {0.0, 1.0, -1.0, 2.0, -2.0,
+                                           0.5, -0.5};
+    const int n = OD__WA - 1;
+    for (int k = 0; k < OD__WM; k++) {
+        for (int j = 0; j < n; j++)
+            OD_ASSERT(od__at[k][j] == (float)pow(pts[j], k));
+        OD_ASSERT(od__at[k][n] == (k == OD__WM - 1 ? 1.0f : 0.0f));
+    }
+    for (int j = 0; j < n; j++) {
+        double f = 1.0;
+        for (int l = 0; l < n; l++)
+            if (l != j)
+                f *= pts[j] - pts[l];
+        for (int i = 0; i < OD__WR; i++)
+            od__g[j][i] = (float)(pow(pts[j], i) / f);
+    }
+    for (int i = 0; i < OD__WR; i++)
+        od__g[n][i] = i == OD__WR - 1 ? 1.0f : 0.0f;
+    for (int j = 0; j <= n; j++) {
+        double c[OD__WA + 1] = {1.0};  /* c[t]: coefficient of x^t */
+        int deg = 0;
+        for (int l = 0; l < n; l++) {
+            if (l == j)
+                continue;
+            for (int t = deg + 1; t >= 1; t--)
+                c[t] = c[t - 1] - pts[l] * c[t];
+            c[0] = -pts[l] * c[0];
+            deg++;
+        }
+        for (int t = 0; t < OD__WA; t++)
+            OD_ASSERT(od__bt[j][t] == (float)c[t]);
+    }
+}
+
+int od__conv2d_winograd(const od_conv2d_shape *s)
+{
+    return od_cpu_isa() == OD_ISA_AVX512 && s->kh == OD__WR && s->kw == OD__WR && s->stride_h == 1 &&
+           s->stride_w == 1 && s->pad_h == s->pad_w && s->pad_h < OD__WR &&
+           s->c_in >= 8 && s->c_out >= 8 && od_conv2d_out_h(s) >= OD__WM &&
+           od_conv2d_out_w(s) >= OD__WM;
+}
+
+/* ---- Plan ------------------------------------------------------------------ */
+
+static size_t od__r16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+typedef struct {
+    int n, c_in, c_out, h, w, pad;   /* the convolution computed */
+    int cip, cop;                    /* channels rounded up to 16 */
+    int oh, ow, th, tw, tiles_img;   /* output, tiles down and across */
+    int hp, wp;                      /* padded input block: th*4+4, tw*4+4 */
+    int group, groups;               /* images per group, groups */
+    int t_max;                       /* tiles in the largest group */
+    /* Per worker: the channels-last input (group, HP, WP, CIP), V (64,
+     * T, CIP), M (64, T, COP) and the channels-last output (group, TH*4,
+     * TW*4, COP). */
+    size_t xt_floats, v_floats, m_floats, yt_floats, worker_floats;
+    size_t u_floats;                 /* U (64, CIP, C_out) */
+    size_t wt_floats;                /* kernels channels-last (C_in, 25, COP) */
+} od__wino_plan;
+
+static od__wino_plan od__wino_plan_of(int n, int c_in, int c_out, int h,
+                                      int w, int pad, int nthreads)
+{
+    od__wino_plan p;
+    memset(&p, 0, sizeof p);
+    p.n = n, p.c_in = c_in, p.c_out = c_out, p.h = h, p.w = w, p.pad = pad;
+    p.cip = (int)od__r16((size_t)c_in);
+    p.cop = (int)od__r16((size_t)c_out);
+    p.oh = h + 2 * pad - OD__WR + 1;
+    p.ow = w + 2 * pad - OD__WR + 1;
+    p.th = (p.oh + OD__WM - 1) / OD__WM;
+    p.tw = (p.ow + OD__WM - 1) / OD__WM;
+    p.tiles_img = p.th * p.tw;
+    p.hp = p.th * OD__WM + OD__WR - 1;
+    p.wp = p.tw * OD__WM + OD__WR - 1;
+    int g = OD__WINO_TILES_TARGET / p.tiles_img;
+    int fair = (n + nthreads - 1) / (nthreads > 0 ? nthreads : 1);
+    if (g > fair)
+        g = fair;
+    if (g < 1)
+        g = 1;
+    p.group = g;
+    p.groups = n > 0 ? (n + g - 1) / g : 0;
+    p.t_max = g * p.tiles_img;
+    p.xt_floats = (size_t)g * p.hp * p.wp * p.cip;
+    p.v_floats = (size_t)OD__WA2 * p.t_max * p.cip;
+    p.m_floats = (size_t)OD__WA2 * p.t_max * p.cop;
+    p.yt_floats = (size_t)g * p.th * OD__WM * p.tw * OD__WM * p.cop;
+    p.worker_floats = p.xt_floats + p.v_floats + p.m_floats + p.yt_floats;
+    p.u_floats = (size_t)OD__WA2 * p.cip * c_out;
+    p.wt_floats = (size_t)c_in * 25 * p.cop;
+    return p;
+}
+
+/* The forward convolution's and the input gradient's plans. */
+static od__wino_plan od__plan_fwd(const od_conv2d_shape *s, int nthreads)
+{
+    return od__wino_plan_of(s->n, s->c_in, s->c_out, s->h, s->w, s->pad_h,
+                            nthreads);
+}
+
+static od__wino_plan od__plan_bwd(const od_conv2d_shape *s, int nthreads)
+{
+    return od__wino_plan_of(s->n, s->c_out, s->c_in, od_conv2d_out_h(s),
+                            od_conv2d_out_w(s), OD__WR - 1 - s->pad_h,
+                            nthreads);
+}
+
+static size_t od__plan_floats(const od__wino_plan *p, int nthreads)
+{
+    size_t work = (size_t)nthreads * p->worker_floats;
+    return p->u_floats + (work > p->wt_floats ? work : p->wt_floats);
+}
+
+size_t od__conv2d_winograd_scratch(const od_conv2d_shape *s, int nthreads)
+{
+    if (nthreads < 1)
+        nthreads = 1;
+    od__wino_plan f = od__plan_fwd(s, nthreads);
+    od__wino_plan b = od__plan_bwd(s, nthreads);
+    size_t a = od__plan_floats(&f, nthreads);
+    size_t c = od__plan_floats(&b, nthreads);
+    return a > c ? a : c;
+}
+
+#if defined(__x86_64__)
+
+#define OD__WT __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+/* Transforms unrolled whole: the tables' zeros and ones then fold away. */
+#define OD__UNROLL _Pragma("GCC unroll 8")
+
+/* U[xi nu][i][o] (64, CIP, C_out) = G g G^T for the kernel g from input
+ * channel i to output channel o of the computed convolution: w[o][i] when
+ * flip is 0, w[i][o] turned by 180 degrees when flip is 1 (w stored
+ * (c_w_out, c_w_in, 5, 5)). Rows i >= C_in are zero. The kernels are first
+ * copied to wt (C_in, 25, COP), output channels last, so that the
+ * transform runs on 16 output channels at once. */
+OD__WT static void od__wino_weights(const od__wino_plan *p, int flip,
+                                    const float *w, float *wt, float *u)
+{
+    const int c_in = p->c_in, c_out = p->c_out, cop = p->cop;
+    size_t plane = (size_t)p->cip * c_out;
+    memset(u, 0, p->u_floats * sizeof *u);
+    memset(wt, 0, (size_t)c_in * 25 * cop * sizeof *wt);
+    for (int o = 0; o < c_out; o++)
+        for (int i = 0; i < c_in; i++) {
+            const float *src = flip ? w + ((size_t)i * c_out + o) * 25
+                                    : w + ((size_t)o * c_in + i) * 25;
+            for (int k = 0; k < 25; k++)
+                wt[((size_t)i * 25 + k) * cop + o] = src[flip ? 24 - k : k];
+        }
+    for (int i = 0; i < c_in; i++)
+        for (int ob = 0; ob < c_out; ob += 16) {
+            __mmask16 live = c_out - ob >= 16
+                                 ? (__mmask16)0xffff
+                                 : (__mmask16)((1u << (c_out - ob)) - 1u);
+            const float *g = wt + (size_t)i * 25 * cop + ob;  /* (25, COP) */
+            __m512 tmp[OD__WA][OD__WR];   /* G g */
+            for (int a = 0; a < OD__WA; a++)
+                for (int c = 0; c < OD__WR; c++) {
+                    __m512 acc = _mm512_setzero_ps();
+                    for (int r = 0; r < OD__WR; r++)
+                        acc = _mm512_fmadd_ps(
+                            _mm512_set1_ps(od__g[a][r]),
+                            _mm512_loadu_ps(g + (size_t)(r * OD__WR + c) * cop),
+                            acc);
+                    tmp[a][c] = acc;
+                }
+            float *dst = u + (size_t)i * c_out + ob;
+            for (int a = 0; a < OD__WA; a++)
+                for (int b = 0; b < OD__WA; b++) {
+                    __m512 acc = _mm512_setzero_ps();
+                    for (int c = 0; c < OD__WR; c++)
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(od__g[b][c]),
+                                              tmp[a][c], acc);
+                    _mm512_mask_storeu_ps(dst + (size_t)(a * OD__WA + b) * plane,
+                                          live, acc);
+                }
+        }
+}
+
+/* xt (nimg, HP, WP, CIP): images [0, nimg) of x (nimg, C_in, H, W),
+ * channels last, with the zero padding around (pad rows and columns before,
+ * whatever the tiles need after) and zero channels up to CIP. */
+OD__WT static void od__wino_to_nhwc(const od__wino_plan *p, int nimg,
+                                    const float *x, float *xt)
+{
+    size_t plane = (size_t)p->h * p->w;
+    memset(xt, 0, (size_t)nimg * p->hp * p->wp * p->cip * sizeof *xt);
+    for (int b = 0; b < nimg; b++)
+        for (int ch = 0; ch < p->c_in; ch++) {
+            const float *src = x + ((size_t)b * p->c_in + ch) * plane;
+            float *dst = xt + (((size_t)b * p->hp + p->pad) * p->wp + p->pad)
+                                  * p->cip + ch;
+            for (int iy = 0; iy < p->h; iy++)
+                for (int ix = 0; ix < p->w; ix++)
+                    dst[((size_t)iy * p->wp + ix) * p->cip] =
+                        src[(size_t)iy * p->w + ix];
+        }
+}
+
+/* V[xi nu][t][ch] (64, T, CIP) = B^T d B for every tile t and 16 channels
+ * at a time, d the tile's 8x8 block of xt. */
+OD__WT static void od__wino_input(const od__wino_plan *p, int nimg,
+                                  const float *xt, float *v, int t_all)
+{
+    size_t vstride = (size_t)t_all * p->cip;
+    for (int b = 0; b < nimg; b++)
+        for (int ty = 0; ty < p->th; ty++)
+            for (int tx = 0; tx < p->tw; tx++) {
+                int t = (b * p->th + ty) * p->tw + tx;
+                const float *blk = xt + (((size_t)b * p->hp + ty * OD__WM) *
+                                         p->wp + tx * OD__WM) * p->cip;
+                for (int cb = 0; cb < p->cip; cb += 16) {
+                    /* B^T d one column at a time, then each row of that
+                     * times B: 8 + 8 registers live, not 64. */
+                    __m512 tmp[OD__WA][OD__WA];
+                    OD__UNROLL
+                    for (int c = 0; c < OD__WA; c++) {
+                        __m512 d[OD__WA];
+                        OD__UNROLL
+                        for (int r = 0; r < OD__WA; r++)
+                            d[r] = _mm512_loadu_ps(
+                                blk + ((size_t)r * p->wp + c) * p->cip + cb);
+                        OD__UNROLL
+                        for (int a = 0; a < OD__WA; a++) {
+                            __m512 acc = _mm512_setzero_ps();
+                            OD__UNROLL
+                            for (int r = 0; r < OD__WA; r++)
+                                if (od__bt[a][r] != 0.0f)
+                                    acc = _mm512_fmadd_ps(
+                                        _mm512_set1_ps(od__bt[a][r]), d[r], acc);
+                            tmp[a][c] = acc;
+                        }
+                    }
+                    float *dst = v + (size_t)t * p->cip + cb;
+                    OD__UNROLL
+                    for (int a = 0; a < OD__WA; a++)
+                        OD__UNROLL
+                        for (int e = 0; e < OD__WA; e++) {
+                            __m512 acc = _mm512_setzero_ps();
+                            OD__UNROLL
+                            for (int c = 0; c < OD__WA; c++)
+                                if (od__bt[e][c] != 0.0f)
+                                    acc = _mm512_fmadd_ps(
+                                        _mm512_set1_ps(od__bt[e][c]),
+                                        tmp[a][c], acc);
+                            _mm512_storeu_ps(
+                                dst + (size_t)(a * OD__WA + e) * vstride, acc);
+                        }
+                }
+            }
+}
+
+/* yt (nimg, TH*4, TW*4, COP) = A^T m A (+ bias) for every tile and 16
+ * output channels at a time, m from M[xi nu][t][o] (64, T, COP). */
+OD__WT static void od__wino_output(const od__wino_plan *p, int nimg,
+                                   const float *m, int t_all,
+                                   const float *bias, float *yt)
+{
+    size_t mstride = (size_t)t_all * p->cop;
+    int yw = p->tw * OD__WM;
+    for (int b = 0; b < nimg; b++)
+        for (int ty = 0; ty < p->th; ty++)
+            for (int tx = 0; tx < p->tw; tx++) {
+                int t = (b * p->th + ty) * p->tw + tx;
+                const float *src = m + (size_t)t * p->cop;
+                for (int cb = 0; cb < p->cop; cb += 16) {
+                    __mmask16 live = p->c_out - cb >= 16
+                                         ? (__mmask16)0xffff
+                                         : (__mmask16)((1u << (p->c_out - cb)) - 1u);
+                    __m512 bv = bias ? _mm512_maskz_loadu_ps(live, bias + cb)
+                                     : _mm512_setzero_ps();
+                    __m512 tmp[OD__WM][OD__WA];   /* A^T m, by columns */
+                    OD__UNROLL
+                    for (int e = 0; e < OD__WA; e++) {
+                        __m512 mv[OD__WA];
+                        OD__UNROLL
+                        for (int a = 0; a < OD__WA; a++)
+                            mv[a] = _mm512_loadu_ps(
+                                src + (size_t)(a * OD__WA + e) * mstride + cb);
+                        OD__UNROLL
+                        for (int k = 0; k < OD__WM; k++) {
+                            __m512 acc = _mm512_setzero_ps();
+                            OD__UNROLL
+                            for (int a = 0; a < OD__WA; a++)
+                                if (od__at[k][a] != 0.0f)
+                                    acc = _mm512_fmadd_ps(
+                                        _mm512_set1_ps(od__at[k][a]), mv[a], acc);
+                            tmp[k][e] = acc;
+                        }
+                    }
+                    OD__UNROLL
+                    for (int k = 0; k < OD__WM; k++)
+                        OD__UNROLL
+                        for (int l = 0; l < OD__WM; l++) {
+                            __m512 acc = _mm512_setzero_ps();
+                            OD__UNROLL
+                            for (int e = 0; e < OD__WA; e++)
+                                if (od__at[l][e] != 0.0f)
+                                    acc = _mm512_fmadd_ps(
+                                        _mm512_set1_ps(od__at[l][e]),
+                                        tmp[k][e], acc);
+                            float *dst = yt + (((size_t)b * p->th * OD__WM +
+                                                ty * OD__WM + k) * yw +
+                                               tx * OD__WM + l) * p->cop + cb;
+                            _mm512_storeu_ps(dst, _mm512_add_ps(acc, bv));
+                        }
+                }
+            }
+}
+
+/* y (nimg, C_out, OH, OW) from yt (nimg, TH*4, TW*4, COP), dropping the
+ * outputs past the edge. */
+OD__WT static void od__wino_to_nchw(const od__wino_plan *p, int nimg,
+                                    const float *yt, float *y)
+{
+    int yw = p->tw * OD__WM;
+    size_t plane = (size_t)p->oh * p->ow;
+    for (int b = 0; b < nimg; b++)
+        for (int o = 0; o < p->c_out; o++) {
+            float *dst = y + ((size_t)b * p->c_out + o) * plane;
+            const float *src = yt + (size_t)b * p->th * OD__WM * yw * p->cop + o;
+            for (int oy = 0; oy < p->oh; oy++)
+                for (int ox = 0; ox < p->ow; ox++)
+                    dst[(size_t)oy * p->ow + ox] =
+                        src[((size_t)oy * yw + ox) * p->cop];
+        }
+}
+
+/* ---- Driver ------------------------------------------------------------------- */
+
+typedef struct {
+    const od__wino_plan *p;
+    const float *x, *u, *bias;
+    float *y, *work;     /* work: per worker xt, V, M, yt */
+} od__wino_ctx;
+
+static void od__wino_task(void *ctx_, int g, int worker)
+{
+    od__wino_ctx *c = ctx_;
+    const od__wino_plan *p = c->p;
+    size_t lo, hi;
+    od__split((size_t)p->n, (size_t)p->groups, (size_t)g, &lo, &hi);
+    int nimg = (int)(hi - lo);
+    if (nimg == 0)
+        return;
+    int t_all = nimg * p->tiles_img;
+    float *xt = c->work + (size_t)worker * p->worker_floats;
+    float *v = xt + p->xt_floats;
+    float *m = v + p->v_floats;
+    float *yt = m + p->m_floats;
+    od__wino_to_nhwc(p, nimg, c->x + lo * p->c_in * p->h * p->w, xt);
+    od__wino_input(p, nimg, xt, v, t_all);
+    size_t up = (size_t)p->cip * p->c_out;
+    size_t vp = (size_t)t_all * p->cip, mp = (size_t)t_all * p->cop;
+    for (int q = 0; q < OD__WA2; q++)
+        od_gemm(NULL, 0, 0, t_all, p->c_out, p->cip, 1.0f, v + q * vp,
+                p->cip, c->u + q * up, p->c_out, 0.0f, m + q * mp, p->cop);
+    od__wino_output(p, nimg, m, t_all, c->bias, yt);
+    od__wino_to_nchw(p, nimg, yt, c->y + lo * p->c_out * p->oh * p->ow);
+}
+
+/* The convolution of plan p with weights w (flip as od__wino_weights
+ * says), in scratch of od__conv2d_winograd_scratch floats. */
+static void od__wino_run(od_pool *pool, const od__wino_plan *p, int flip,
+                         const float *x, const float *w, const float *bias,
+                         float *y, float *scratch)
+{
+    pthread_once(&od__wino_once, od__wino_build);
+    if (p->groups == 0)
+        return;
+    /* wt lives where the workers' buffers go next. */
+    od__wino_weights(p, flip, w, scratch + p->u_floats, scratch);
+    od__wino_ctx c = {p, x, scratch, bias, y, scratch + p->u_floats};
+    od_pool_run(pool, p->groups, od__wino_task, &c);
+}
+
+#else
+
+static void od__wino_run(od_pool *pool, const od__wino_plan *p, int flip,
+                         const float *x, const float *w, const float *bias,
+                         float *y, float *scratch)
+{
+    (void)pool, (void)p, (void)flip, (void)x, (void)w, (void)bias, (void)y;
+    (void)scratch;
+    OD_ASSERT(!"Winograd convolution on a non-x86-64 build");
+}
+
+#endif
+
+void od__conv2d_winograd_forward(od_pool *pool, const od_conv2d_shape *s,
+                                 const float *x, const float *w,
+                                 const float *bias, float *y, float *scratch)
+{
+    OD_ASSERT(od__conv2d_winograd(s));
+    od__wino_plan p = od__plan_fwd(s, od_pool_threads(pool));
+    od__wino_run(pool, &p, 0, x, w, bias, y, scratch);
+}
+
+void od__conv2d_winograd_backward_data(od_pool *pool,
+                                       const od_conv2d_shape *s,
+                                       const float *dy, const float *w,
+                                       float *dx, float *scratch)
+{
+    OD_ASSERT(od__conv2d_winograd(s));
+    od__wino_plan p = od__plan_bwd(s, od_pool_threads(pool));
+    OD_ASSERT(p.oh == s->h && p.ow == s->w);
+    od__wino_run(pool, &p, 1, dy, w, NULL, dx, scratch);
+}
