@@ -440,6 +440,11 @@ void od_gemm(od_pool *pool, int trans_a, int trans_b, int m, int n, int k,
                             a, lda, b, ldb, beta, c, ldc);
         return;
     }
+    /* n of 32 or 64 fills 14 x 32 tiles exactly, where 8 x 48 tiles
+     * leave a 16-wide edge (Winograd's per-position products, narrow
+     * layers); short k stays on 8 x 48 (see gemm_avx512.c). */
+    if (arch->isa == OD_ISA_AVX512 && (n == 32 || n == 64) && k >= 16)
+        arch = &od__gemm_arch_avx512_tall;
     od__gemm_run(pool, arch, trans_a, trans_b, m, n, k, alpha, a, lda, b,
                  ldb, beta, c, ldc);
 }
