@@ -547,6 +547,10 @@ void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
                                const float *x, const float *dy, float *dw,
                                float *db, float *scratch)
 {
+    if (od__conv2d_winograd(s)) {
+        od__conv2d_winograd_backward_weight(pool, s, x, dy, dw, db, scratch);
+        return;
+    }
     od__conv_plan pl = od__plan(s, od_pool_threads(pool));
     if (pl.groups == 0)
         return;

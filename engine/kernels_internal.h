@@ -210,10 +210,11 @@ od__col2im_body(const od_conv2d_shape *s, int oh, int ow, const float *dcol,
 }
 
 /* Winograd F(4x4, 5x5) convolution (winograd.c): whether it serves shape
- * s (5x5, stride 1, equal padding below 5, at least 8 channels in and out,
- * an output of at least 4x4), its scratch, and the forward and
- * input-gradient passes, with od_conv2d_forward's and
- * od_conv2d_backward_data's contracts. */
+ * s (AVX-512; 5x5, stride 1, equal padding below 5, at least 8 channels
+ * in and out, an output of at least 4x4), its scratch, and the forward,
+ * input-gradient and weight-gradient passes, with the contracts of
+ * od_conv2d_forward, od_conv2d_backward_data and
+ * od_conv2d_backward_weight. */
 int od__conv2d_winograd(const od_conv2d_shape *s);
 size_t od__conv2d_winograd_scratch(const od_conv2d_shape *s, int nthreads);
 void od__conv2d_winograd_forward(od_pool *pool, const od_conv2d_shape *s,
@@ -223,6 +224,10 @@ void od__conv2d_winograd_backward_data(od_pool *pool,
                                        const od_conv2d_shape *s,
                                        const float *dy, const float *w,
                                        float *dx, float *scratch);
+void od__conv2d_winograd_backward_weight(od_pool *pool,
+                                         const od_conv2d_shape *s,
+                                         const float *x, const float *dy,
+                                         float *dw, float *db, float *scratch);
 
 /* The lowering per ISA: same results bit for bit (copies and single
  * additions in the same order). */

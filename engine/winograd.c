@@ -76,6 +76,19 @@ static const float od__bt[OD__WA][OD__WA] = {
     {0.0f, -1.0f, 0.0f, 5.25f, 0.0f, -5.25f, 0.0f, 1.0f},
 };
 static float od__g[OD__WA][OD__WR];   /* G, from od__wino_build */
+/* For the weight gradient, F(5x5, 4x4) on the same points: the 5x5
+ * gradient of a kernel from an 8x8 input block and the 4x4 output-gradient
+ * tile under it, dW = A5^T [ (G4 e G4^T) . (B^T d B) ] A5 (B^T as above).
+ * A5^T[k][j] = p_j^k, A5^T[k][inf] = (k == 4); G4 is G's first four
+ * columns with G4[inf] = (0, 0, 0, 1). */
+static const float od__at5[OD__WR][OD__WA] = {
+    {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.5f, -0.5f, 0.0f},
+    {0.0f, 1.0f, 1.0f, 4.0f, 4.0f, 0.25f, 0.25f, 0.0f},
+    {0.0f, 1.0f, -1.0f, 8.0f, -8.0f, 0.125f, -0.125f, 0.0f},
+    {0.0f, 1.0f, 1.0f, 16.0f, 16.0f, 0.0625f, 0.0625f, 1.0f},
+};
+static float od__g4[OD__WA][OD__WM];
 static pthread_once_t od__wino_once = PTHREAD_ONCE_INIT;
 
 /* The Toom-Cook matrices for linear convolution of a 5-tap kernel with a
@@ -107,6 +120,14 @@ static void od__wino_build(void)
     }
     for (int i = 0; i < OD__WR; i++)
         od__g[n][i] = i == OD__WR - 1 ? 1.0f : 0.0f;
+    for (int j = 0; j <= n; j++)
+        for (int i = 0; i < OD__WM; i++)
+            od__g4[j][i] = j < n ? od__g[j][i] : (i == OD__WM - 1 ? 1.0f : 0.0f);
+    for (int k = 0; k < OD__WR; k++) {
+        for (int j = 0; j < n; j++)
+            OD_ASSERT(od__at5[k][j] == (float)pow(pts[j], k));
+        OD_ASSERT(od__at5[k][n] == (k == OD__WR - 1 ? 1.0f : 0.0f));
+    }
     for (int j = 0; j <= n; j++) {
         double c[OD__WA + 1] = {1.0};  /* c[t]: coefficient of x^t */
         int deg = 0;
@@ -204,6 +225,20 @@ static size_t od__plan_floats(const od__wino_plan *p, int nthreads)
     return p->u_floats + (work > p->wt_floats ? work : p->wt_floats);
 }
 
+/* The weight gradient's: per chunk (one per thread) its sum over tiles
+ * (64, C_out, CIP); per worker the channels-last input and its transform,
+ * the channels-last output gradient (group, TH*4, TW*4, COP) and its
+ * transform (64, T, COP). */
+static size_t od__wgrad_acc_floats(const od__wino_plan *p)
+{
+    return (size_t)OD__WA2 * p->c_out * p->cip;
+}
+
+static size_t od__wgrad_worker_floats(const od__wino_plan *p)
+{
+    return p->xt_floats + p->v_floats + p->yt_floats + p->m_floats;
+}
+
 size_t od__conv2d_winograd_scratch(const od_conv2d_shape *s, int nthreads)
 {
     if (nthreads < 1)
@@ -212,7 +247,10 @@ size_t od__conv2d_winograd_scratch(const od_conv2d_shape *s, int nthreads)
     od__wino_plan b = od__plan_bwd(s, nthreads);
     size_t a = od__plan_floats(&f, nthreads);
     size_t c = od__plan_floats(&b, nthreads);
-    return a > c ? a : c;
+    size_t w = (size_t)nthreads * (od__wgrad_acc_floats(&f) +
+                                   od__wgrad_worker_floats(&f));
+    a = a > c ? a : c;
+    return a > w ? a : w;
 }
 
 #if defined(__x86_64__)
@@ -420,6 +458,105 @@ OD__WT static void od__wino_to_nchw(const od__wino_plan *p, int nimg,
         }
 }
 
+/* dyt (nimg, TH*4, TW*4, COP): images [0, nimg) of dy (nimg, C_out, OH,
+ * OW), channels last, zero past the edge and in channels past C_out. */
+OD__WT static void od__wino_dy_to_nhwc(const od__wino_plan *p, int nimg,
+                                       const float *dy, float *dyt)
+{
+    int yh = p->th * OD__WM, yw = p->tw * OD__WM;
+    size_t plane = (size_t)p->oh * p->ow;
+    memset(dyt, 0, (size_t)nimg * yh * yw * p->cop * sizeof *dyt);
+    for (int b = 0; b < nimg; b++)
+        for (int o = 0; o < p->c_out; o++) {
+            const float *src = dy + ((size_t)b * p->c_out + o) * plane;
+            float *dst = dyt + (size_t)b * yh * yw * p->cop + o;
+            for (int oy = 0; oy < p->oh; oy++)
+                for (int ox = 0; ox < p->ow; ox++)
+                    dst[((size_t)oy * yw + ox) * p->cop] =
+                        src[(size_t)oy * p->ow + ox];
+        }
+}
+
+/* E[xi nu][t][o] (64, T, COP) = G4 e G4^T for every 4x4 tile e of dyt,
+ * 16 channels at a time. */
+OD__WT static void od__wino_dy_transform(const od__wino_plan *p, int nimg,
+                                         const float *dyt, float *e_out,
+                                         int t_all)
+{
+    int yw = p->tw * OD__WM;
+    size_t estride = (size_t)t_all * p->cop;
+    for (int b = 0; b < nimg; b++)
+        for (int ty = 0; ty < p->th; ty++)
+            for (int tx = 0; tx < p->tw; tx++) {
+                int t = (b * p->th + ty) * p->tw + tx;
+                const float *blk = dyt + (((size_t)b * p->th * OD__WM +
+                                           ty * OD__WM) * yw + tx * OD__WM) *
+                                             p->cop;
+                for (int cb = 0; cb < p->cop; cb += 16) {
+                    __m512 tmp[OD__WA][OD__WM];   /* G4 e */
+                    OD__UNROLL
+                    for (int c = 0; c < OD__WM; c++) {
+                        __m512 d[OD__WM];
+                        OD__UNROLL
+                        for (int r = 0; r < OD__WM; r++)
+                            d[r] = _mm512_loadu_ps(
+                                blk + ((size_t)r * yw + c) * p->cop + cb);
+                        for (int a = 0; a < OD__WA; a++) {
+                            __m512 acc = _mm512_setzero_ps();
+                            OD__UNROLL
+                            for (int r = 0; r < OD__WM; r++)
+                                acc = _mm512_fmadd_ps(
+                                    _mm512_set1_ps(od__g4[a][r]), d[r], acc);
+                            tmp[a][c] = acc;
+                        }
+                    }
+                    float *dst = e_out + (size_t)t * p->cop + cb;
+                    for (int a = 0; a < OD__WA; a++)
+                        for (int f = 0; f < OD__WA; f++) {
+                            __m512 acc = _mm512_setzero_ps();
+                            OD__UNROLL
+                            for (int c = 0; c < OD__WM; c++)
+                                acc = _mm512_fmadd_ps(
+                                    _mm512_set1_ps(od__g4[f][c]), tmp[a][c],
+                                    acc);
+                            _mm512_storeu_ps(
+                                dst + (size_t)(a * OD__WA + f) * estride, acc);
+                        }
+                }
+            }
+}
+
+/* dw[o][i] (C_out, C_in, 5, 5) += A5^T acc[.][o][i] A5 for the summed
+ * transformed products acc (64, C_out, CIP); plain loops, once per call. */
+static void od__wino_wgrad_output(const od__wino_plan *p, const float *acc,
+                                  float *dw)
+{
+    size_t plane = (size_t)p->c_out * p->cip;
+    for (int o = 0; o < p->c_out; o++)
+        for (int i = 0; i < p->c_in; i++) {
+            float blk[OD__WA][OD__WA], tmp[OD__WR][OD__WA];
+            for (int a = 0; a < OD__WA; a++)
+                for (int e = 0; e < OD__WA; e++)
+                    blk[a][e] = acc[(size_t)(a * OD__WA + e) * plane +
+                                    (size_t)o * p->cip + i];
+            for (int k = 0; k < OD__WR; k++)
+                for (int e = 0; e < OD__WA; e++) {
+                    float t = 0.0f;
+                    for (int a = 0; a < OD__WA; a++)
+                        t += od__at5[k][a] * blk[a][e];
+                    tmp[k][e] = t;
+                }
+            float *dst = dw + ((size_t)o * p->c_in + i) * 25;
+            for (int k = 0; k < OD__WR; k++)
+                for (int l = 0; l < OD__WR; l++) {
+                    float t = 0.0f;
+                    for (int e = 0; e < OD__WA; e++)
+                        t += tmp[k][e] * od__at5[l][e];
+                    dst[k * OD__WR + l] += t;
+                }
+        }
+}
+
 /* ---- Driver ------------------------------------------------------------------- */
 
 typedef struct {
@@ -468,6 +605,70 @@ static void od__wino_run(od_pool *pool, const od__wino_plan *p, int flip,
     od_pool_run(pool, p->groups, od__wino_task, &c);
 }
 
+typedef struct {
+    const od__wino_plan *p;
+    const float *x, *dy;
+    float *acc;          /* chunks' sums, (64, C_out, CIP) each */
+    float *work;         /* per worker: xt, V, dyt, E */
+    int chunks;
+} od__wgrad_ctx;
+
+/* Chunk `chunk`: its groups of images, in order, summed into its own
+ * transformed accumulator (zeroed first). */
+static void od__wgrad_task(void *ctx_, int chunk, int worker)
+{
+    od__wgrad_ctx *c = ctx_;
+    const od__wino_plan *p = c->p;
+    float *acc = c->acc + (size_t)chunk * od__wgrad_acc_floats(p);
+    memset(acc, 0, od__wgrad_acc_floats(p) * sizeof *acc);
+    float *xt = c->work + (size_t)worker * od__wgrad_worker_floats(p);
+    float *v = xt + p->xt_floats;
+    float *dyt = v + p->v_floats;
+    float *e = dyt + p->yt_floats;
+    size_t g0, g1;
+    od__split((size_t)p->groups, (size_t)c->chunks, (size_t)chunk, &g0, &g1);
+    for (size_t g = g0; g < g1; g++) {
+        size_t lo, hi;
+        od__split((size_t)p->n, (size_t)p->groups, g, &lo, &hi);
+        int nimg = (int)(hi - lo);
+        if (nimg == 0)
+            continue;
+        int t_all = nimg * p->tiles_img;
+        od__wino_to_nhwc(p, nimg, c->x + lo * p->c_in * p->h * p->w, xt);
+        od__wino_input(p, nimg, xt, v, t_all);
+        od__wino_dy_to_nhwc(p, nimg, c->dy + lo * p->c_out * p->oh * p->ow,
+                            dyt);
+        od__wino_dy_transform(p, nimg, dyt, e, t_all);
+        size_t vp = (size_t)t_all * p->cip, ep = (size_t)t_all * p->cop;
+        size_t ap = (size_t)p->c_out * p->cip;
+        /* acc[q] (C_out, CIP) += E[q]^T (C_out, T) V[q] (T, CIP) */
+        for (int q = 0; q < OD__WA2; q++)
+            od_gemm(NULL, 1, 0, p->c_out, p->cip, t_all, 1.0f, e + q * ep,
+                    p->cop, v + q * vp, p->cip, 1.0f, acc + q * ap, p->cip);
+    }
+}
+
+static void od__wgrad_run(od_pool *pool, const od__wino_plan *p,
+                          const float *x, const float *dy, float *dw,
+                          float *scratch)
+{
+    pthread_once(&od__wino_once, od__wino_build);
+    if (p->groups == 0)
+        return;
+    int nthreads = od_pool_threads(pool);
+    int chunks = nthreads < p->groups ? nthreads : p->groups;
+    od__wgrad_ctx c = {p, x, dy, scratch,
+                       scratch + (size_t)nthreads * od__wgrad_acc_floats(p),
+                       chunks};
+    od_pool_run(pool, chunks, od__wgrad_task, &c);
+    /* The chunks' sums, added in chunk order, then transformed once. */
+    size_t n = od__wgrad_acc_floats(p);
+    for (int ch = 1; ch < chunks; ch++)
+        for (size_t j = 0; j < n; j++)
+            scratch[j] += scratch[(size_t)ch * n + j];
+    od__wino_wgrad_output(p, scratch, dw);
+}
+
 #else
 
 static void od__wino_run(od_pool *pool, const od__wino_plan *p, int flip,
@@ -476,6 +677,14 @@ static void od__wino_run(od_pool *pool, const od__wino_plan *p, int flip,
 {
     (void)pool, (void)p, (void)flip, (void)x, (void)w, (void)bias, (void)y;
     (void)scratch;
+    OD_ASSERT(!"Winograd convolution on a non-x86-64 build");
+}
+
+static void od__wgrad_run(od_pool *pool, const od__wino_plan *p,
+                          const float *x, const float *dy, float *dw,
+                          float *scratch)
+{
+    (void)pool, (void)p, (void)x, (void)dy, (void)dw, (void)scratch;
     OD_ASSERT(!"Winograd convolution on a non-x86-64 build");
 }
 
@@ -499,4 +708,24 @@ void od__conv2d_winograd_backward_data(od_pool *pool,
     od__wino_plan p = od__plan_bwd(s, od_pool_threads(pool));
     OD_ASSERT(p.oh == s->h && p.ow == s->w);
     od__wino_run(pool, &p, 1, dy, w, NULL, dx, scratch);
+}
+
+void od__conv2d_winograd_backward_weight(od_pool *pool,
+                                         const od_conv2d_shape *s,
+                                         const float *x, const float *dy,
+                                         float *dw, float *db, float *scratch)
+{
+    OD_ASSERT(od__conv2d_winograd(s));
+    od__wino_plan p = od__plan_fwd(s, od_pool_threads(pool));
+    od__wgrad_run(pool, &p, x, dy, dw, scratch);
+    if (db) {
+        size_t plane = (size_t)p.oh * p.ow;
+        for (int o = 0; o < s->c_out; o++) {
+            float acc = 0.0f;
+            for (int b = 0; b < s->n; b++)
+                acc += od__sum_lanes(plane,
+                                     dy + ((size_t)b * s->c_out + o) * plane);
+            db[o] += acc;
+        }
+    }
 }
