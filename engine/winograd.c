@@ -309,6 +309,90 @@ OD__WT static void od__wino_weights(const od__wino_plan *p, int flip,
         }
 }
 
+/* r[i][j] -> r[j][i] for a 16 x 16 block of floats, in registers. */
+static inline __attribute__((always_inline)) OD__WT void
+od__transpose16(__m512 r[16])
+{
+    __m512 a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* b[4i + j], 128-bit lane L: column 4L + j of rows 4i..4i+3. */
+    for (int i = 0; i < 4; i++) {
+        __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+        __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 c0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x44);
+        __m512 c1 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xee);
+        __m512 c2 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x44);
+        __m512 c3 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xee);
+        r[j] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+        r[4 + j] = _mm512_shuffle_f32x4(c0, c2, 0xdd);
+        r[8 + j] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(c1, c3, 0xdd);
+    }
+}
+
+static inline __attribute__((always_inline)) __mmask16 od__lanes(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff
+                   : (n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u));
+}
+
+/* One image's planes src (C, H, W) to channels-last rows: pixel (iy, ix)
+ * goes to dst + iy * row + ix * cp, channels c..cp-1 zero. 16 channels by
+ * 16 pixels at a time through a register transpose. */
+OD__WT static void od__planes_to_cl(int c, int h, int w, const float *src,
+                                    size_t row, int cp, float *dst)
+{
+    size_t plane = (size_t)h * w;
+    for (int cb = 0; cb < cp; cb += 16)
+        for (int iy = 0; iy < h; iy++)
+            for (int x0 = 0; x0 < w; x0 += 16) {
+                __mmask16 m = od__lanes(w - x0);
+                __m512 r[16];
+                for (int k = 0; k < 16; k++)
+                    r[k] = cb + k < c
+                               ? _mm512_maskz_loadu_ps(
+                                     m, src + (size_t)(cb + k) * plane +
+                                            (size_t)iy * w + x0)
+                               : _mm512_setzero_ps();
+                od__transpose16(r);
+                int n = w - x0 < 16 ? w - x0 : 16;
+                for (int k = 0; k < n; k++)
+                    _mm512_storeu_ps(dst + (size_t)iy * row +
+                                         (size_t)(x0 + k) * cp + cb, r[k]);
+            }
+}
+
+/* The inverse for one image: dst (C, H, W) from channels-last rows src. */
+OD__WT static void od__cl_to_planes(int c, int h, int w, const float *src,
+                                    size_t row, int cp, float *dst)
+{
+    size_t plane = (size_t)h * w;
+    for (int cb = 0; cb < c; cb += 16)
+        for (int iy = 0; iy < h; iy++)
+            for (int x0 = 0; x0 < w; x0 += 16) {
+                int n = w - x0 < 16 ? w - x0 : 16;
+                __m512 r[16];
+                for (int k = 0; k < 16; k++)
+                    r[k] = k < n ? _mm512_loadu_ps(src + (size_t)iy * row +
+                                                   (size_t)(x0 + k) * cp + cb)
+                                 : _mm512_setzero_ps();
+                od__transpose16(r);
+                __mmask16 m = od__lanes(n);
+                for (int k = 0; k < 16 && cb + k < c; k++)
+                    _mm512_mask_storeu_ps(dst + (size_t)(cb + k) * plane +
+                                              (size_t)iy * w + x0, m, r[k]);
+            }
+}
+
 /* xt (nimg, HP, WP, CIP): images [0, nimg) of x (nimg, C_in, H, W),
  * channels last, with the zero padding around (pad rows and columns before,
  * whatever the tiles need after) and zero channels up to CIP. */
@@ -316,17 +400,23 @@ OD__WT static void od__wino_to_nhwc(const od__wino_plan *p, int nimg,
                                     const float *x, float *xt)
 {
     size_t plane = (size_t)p->h * p->w;
-    memset(xt, 0, (size_t)nimg * p->hp * p->wp * p->cip * sizeof *xt);
-    for (int b = 0; b < nimg; b++)
-        for (int ch = 0; ch < p->c_in; ch++) {
-            const float *src = x + ((size_t)b * p->c_in + ch) * plane;
-            float *dst = xt + (((size_t)b * p->hp + p->pad) * p->wp + p->pad)
-                                  * p->cip + ch;
-            for (int iy = 0; iy < p->h; iy++)
-                for (int ix = 0; ix < p->w; ix++)
-                    dst[((size_t)iy * p->wp + ix) * p->cip] =
-                        src[(size_t)iy * p->w + ix];
+    size_t row = (size_t)p->wp * p->cip;         /* floats per xt row */
+    for (int b = 0; b < nimg; b++) {
+        float *img = xt + (size_t)b * p->hp * row;
+        /* Zero the padding: rows above and below, columns left and right. */
+        memset(img, 0, (size_t)p->pad * row * sizeof *img);
+        memset(img + (size_t)(p->pad + p->h) * row, 0,
+               (size_t)(p->hp - p->pad - p->h) * row * sizeof *img);
+        for (int iy = p->pad; iy < p->pad + p->h; iy++) {
+            memset(img + (size_t)iy * row, 0,
+                   (size_t)p->pad * p->cip * sizeof *img);
+            memset(img + (size_t)iy * row + (size_t)(p->pad + p->w) * p->cip,
+                   0, (size_t)(p->wp - p->pad - p->w) * p->cip * sizeof *img);
         }
+        od__planes_to_cl(p->c_in, p->h, p->w, x + (size_t)b * p->c_in * plane,
+                         row, p->cip,
+                         img + (size_t)p->pad * row + (size_t)p->pad * p->cip);
+    }
 }
 
 /* V[xi nu][t][ch] (64, T, CIP) = B^T d B for every tile t and 16 channels
@@ -445,17 +535,12 @@ OD__WT static void od__wino_output(const od__wino_plan *p, int nimg,
 OD__WT static void od__wino_to_nchw(const od__wino_plan *p, int nimg,
                                     const float *yt, float *y)
 {
-    int yw = p->tw * OD__WM;
-    size_t plane = (size_t)p->oh * p->ow;
+    size_t row = (size_t)p->tw * OD__WM * p->cop;
+    size_t img = (size_t)p->th * OD__WM * row;
     for (int b = 0; b < nimg; b++)
-        for (int o = 0; o < p->c_out; o++) {
-            float *dst = y + ((size_t)b * p->c_out + o) * plane;
-            const float *src = yt + (size_t)b * p->th * OD__WM * yw * p->cop + o;
-            for (int oy = 0; oy < p->oh; oy++)
-                for (int ox = 0; ox < p->ow; ox++)
-                    dst[(size_t)oy * p->ow + ox] =
-                        src[((size_t)oy * yw + ox) * p->cop];
-        }
+        od__cl_to_planes(p->c_out, p->oh, p->ow, yt + (size_t)b * img, row,
+                         p->cop,
+                         y + (size_t)b * p->c_out * p->oh * p->ow);
 }
 
 /* dyt (nimg, TH*4, TW*4, COP): images [0, nimg) of dy (nimg, C_out, OH,
@@ -464,17 +549,14 @@ OD__WT static void od__wino_dy_to_nhwc(const od__wino_plan *p, int nimg,
                                        const float *dy, float *dyt)
 {
     int yh = p->th * OD__WM, yw = p->tw * OD__WM;
-    size_t plane = (size_t)p->oh * p->ow;
-    memset(dyt, 0, (size_t)nimg * yh * yw * p->cop * sizeof *dyt);
-    for (int b = 0; b < nimg; b++)
-        for (int o = 0; o < p->c_out; o++) {
-            const float *src = dy + ((size_t)b * p->c_out + o) * plane;
-            float *dst = dyt + (size_t)b * yh * yw * p->cop + o;
-            for (int oy = 0; oy < p->oh; oy++)
-                for (int ox = 0; ox < p->ow; ox++)
-                    dst[((size_t)oy * yw + ox) * p->cop] =
-                        src[(size_t)oy * p->ow + ox];
-        }
+    size_t row = (size_t)yw * p->cop, plane = (size_t)p->oh * p->ow;
+    for (int b = 0; b < nimg; b++) {
+        float *img = dyt + (size_t)b * yh * row;
+        if (yh > p->oh || yw > p->ow)
+            memset(img, 0, (size_t)yh * row * sizeof *img);
+        od__planes_to_cl(p->c_out, p->oh, p->ow,
+                         dy + (size_t)b * p->c_out * plane, row, p->cop, img);
+    }
 }
 
 /* E[xi nu][t][o] (64, T, COP) = G4 e G4^T for every 4x4 tile e of dyt,
