@@ -391,6 +391,21 @@ static void od__fwd_task(void *ctx_, int task, int worker)
     od__fwd_group(ctx_, task, worker);
 }
 
+/* Forward of a single-input-channel convolution: group g's images by the
+ * register-blocked loops, without lowering. */
+static void od__fwd_single_task(void *ctx_, int g, int worker)
+{
+    (void)worker;
+    od__conv_ctx *c = ctx_;
+    const od_conv2d_shape *s = c->s;
+    size_t lo, hi;
+    od__split((size_t)s->n, (size_t)c->pl->groups, (size_t)g, &lo, &hi);
+    if (hi > lo)
+        od__conv2d_single_in_fwd(s, (int)(hi - lo), c->x + lo * s->h * s->w,
+                                 c->w, c->bias,
+                                 c->y + lo * s->c_out * c->pl->p);
+}
+
 void od_conv2d_forward(od_pool *pool, const od_conv2d_shape *s,
                        const float *x, const float *w, const float *bias,
                        float *y, float *scratch)
@@ -404,6 +419,10 @@ void od_conv2d_forward(od_pool *pool, const od_conv2d_shape *s,
         return;
     OD_ASSERT(scratch);
     od__conv_ctx c = {s, &pl, NULL, x, w, bias, NULL, y, NULL, NULL, NULL, scratch};
+    if (od__conv2d_single_in(s)) {
+        od_pool_run(pool, pl.groups, od__fwd_single_task, &c);
+        return;
+    }
     if (pl.groups >= pl.nthreads) {
         od_pool_run(pool, pl.groups, od__fwd_task, &c);
         return;

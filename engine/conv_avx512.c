@@ -12,6 +12,8 @@
 
 OD__INLINE __mmask16 od__mask(int left)
 {
+    if (left <= 0)
+        return 0;
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
@@ -171,6 +173,90 @@ void od__col2im_avx512(const od_conv2d_shape *s, int oh, int ow,
                        const float *dcol, size_t ldc, int nimg, float *dx)
 {
     od__col2im_portable(s, oh, ow, dcol, ldc, nimg, dx);
+}
+
+#endif
+
+#if defined(__x86_64__)
+/* ---- Single input channel, 5x5, stride 1, no padding ------------------------
+ * A first layer on grey images (fmnist-cnn's conv1: 1 -> 32 channels, 5x5,
+ * 24x24 outputs) has K = KH * KW products per output, too few for the
+ * im2col GEMM to run its forward pass well. These loops keep output rows
+ * (up to 32 wide, two registers) of 8 channels in registers and stream the
+ * image from L1. (Its weight gradient, a long sum per weight, stays on the
+ * GEMM: loops of this kind measured slower there.) */
+
+int od__conv2d_single_in(const od_conv2d_shape *s)
+{
+    int ow = od_conv2d_out_w(s);
+    return od_cpu_isa() == OD_ISA_AVX512 && s->c_in == 1 && s->kh == 5 &&
+           s->kw == 5 && s->c_out % 8 == 0 && s->stride_h == 1 &&
+           s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0 && ow >= 1 &&
+           ow <= 32 && od_conv2d_out_h(s) >= 1;
+}
+
+/* y (nimg, C_out, OH, OW) = conv(x) + bias for images [0, nimg) of x;
+ * C_out a multiple of 8. The loops over the 5x5 kernel and the 8 channels
+ * are unrolled so that the 16 accumulators stay in registers. */
+OD__T void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
+                                    const float *x, const float *w,
+                                    const float *bias, float *y)
+{
+    const int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
+    const __mmask16 m0 = od__mask(ow), m1 = od__mask(ow - 16);
+    for (int b = 0; b < nimg; b++) {
+        const float *xb = x + (size_t)b * s->h * s->w;
+        float *yb = y + (size_t)b * s->c_out * oh * ow;
+        for (int co0 = 0; co0 < s->c_out; co0 += 8) {
+            const float *wb = w + (size_t)co0 * 25;
+            for (int i = 0; i < oh; i++) {
+                __m512 acc[8][2];
+                _Pragma("GCC unroll 8")
+                for (int k = 0; k < 8; k++) {
+                    __m512 bv = _mm512_set1_ps(bias ? bias[co0 + k] : 0.0f);
+                    acc[k][0] = bv;
+                    acc[k][1] = bv;
+                }
+                _Pragma("GCC unroll 5")
+                for (int r = 0; r < 5; r++) {
+                    const float *xr = xb + (size_t)(i + r) * s->w;
+                    _Pragma("GCC unroll 5")
+                    for (int c = 0; c < 5; c++) {
+                        __m512 x0 = _mm512_maskz_loadu_ps(m0, xr + c);
+                        __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + c + 16);
+                        _Pragma("GCC unroll 8")
+                        for (int k = 0; k < 8; k++) {
+                            __m512 wv = _mm512_set1_ps(wb[k * 25 + r * 5 + c]);
+                            acc[k][0] = _mm512_fmadd_ps(wv, x0, acc[k][0]);
+                            acc[k][1] = _mm512_fmadd_ps(wv, x1, acc[k][1]);
+                        }
+                    }
+                }
+                _Pragma("GCC unroll 8")
+                for (int k = 0; k < 8; k++) {
+                    float *yr = yb + ((size_t)(co0 + k) * oh + i) * ow;
+                    _mm512_mask_storeu_ps(yr, m0, acc[k][0]);
+                    _mm512_mask_storeu_ps(yr + 16, m1, acc[k][1]);
+                }
+            }
+        }
+    }
+}
+
+#else
+
+int od__conv2d_single_in(const od_conv2d_shape *s)
+{
+    (void)s;
+    return 0;
+}
+
+void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
+                              const float *x, const float *w,
+                              const float *bias, float *y)
+{
+    (void)s, (void)nimg, (void)x, (void)w, (void)bias, (void)y;
+    OD_ASSERT(!"AVX-512 path on a non-x86-64 build");
 }
 
 #endif

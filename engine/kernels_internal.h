@@ -229,6 +229,14 @@ void od__conv2d_winograd_backward_weight(od_pool *pool,
                                          const float *x, const float *dy,
                                          float *dw, float *db, float *scratch);
 
+/* Convolutions of one input channel, 5x5, stride 1, no padding, C_out a
+ * multiple of 8, outputs at most 32 wide, on AVX-512 (conv_avx512.c):
+ * whether s qualifies, and the forward pass over nimg images. */
+int od__conv2d_single_in(const od_conv2d_shape *s);
+void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
+                              const float *x, const float *w,
+                              const float *bias, float *y);
+
 /* The lowering per ISA: same results bit for bit (copies and single
  * additions in the same order). */
 void od__im2col_portable(const od_conv2d_shape *s, int oh, int ow,
