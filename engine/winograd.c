@@ -144,9 +144,17 @@ static void od__wino_build(void)
     }
 }
 
+/* Fewer tiles than this in a call (e.g. one example at a time, as DP-SGD's
+ * per-example gradients are formed) leave the 64 products too small to
+ * pay for the transforms: im2col runs those. */
+#define OD__WINO_MIN_TILES 32
+
 int od__conv2d_winograd(const od_conv2d_shape *s)
 {
-    return od_cpu_isa() == OD_ISA_AVX512 && s->kh == OD__WR && s->kw == OD__WR && s->stride_h == 1 &&
+    long tiles = (long)s->n * ((od_conv2d_out_h(s) + OD__WM - 1) / OD__WM) *
+                 ((od_conv2d_out_w(s) + OD__WM - 1) / OD__WM);
+    return od_cpu_isa() == OD_ISA_AVX512 && tiles >= OD__WINO_MIN_TILES &&
+           s->kh == OD__WR && s->kw == OD__WR && s->stride_h == 1 &&
            s->stride_w == 1 && s->pad_h == s->pad_w && s->pad_h < OD__WR &&
            s->c_in >= 8 && s->c_out >= 8 && od_conv2d_out_h(s) >= OD__WM &&
            od_conv2d_out_w(s) >= OD__WM;
