@@ -6,6 +6,7 @@
 #include "workloads/fmnist.h"
 #include "workloads/har.h"
 #include "workloads/kjv.h"
+#include "workloads/scatter.h"
 
 static od_status od__fmnist_workload_load(const od_workload_opts *opts,
                                           od_dataset *train,
@@ -74,6 +75,21 @@ static const od_workload od__workloads[] = {
                        "(184,586 parameters)",
         OD__FMNIST_COMMON,
         .build_model = od_fmnist_build_cnn_tanh,
+    },
+    {
+        .name = "fmnist-scatter",
+        .description = "Fashion-MNIST clothing images, 10 classes, as "
+                       "fixed scattering features (J = 2, 8 angles: 81 "
+                       "channels of 7x7, group-normalised); one linear "
+                       "layer 3969-10 (39,700 parameters)",
+        .data_source = OD__FMNIST_SOURCE "; scattering transform as "
+                       "kymatio's Scattering2D (Andreux et al. 2020)",
+        .metrics = "accuracy, cross-entropy loss", .sample_ndim = 3,
+        .sample_dims = {OD_SCATTER_FMNIST_CHANNELS, OD_SCATTER_FMNIST_SIDE,
+                        OD_SCATTER_FMNIST_SIDE},
+        .labels_per_sample = 1, .num_classes = OD_FMNIST_CLASSES,
+        .load = od_fmnist_scatter_load,
+        .build_model = od_fmnist_build_scatter_linear,
     },
     {
         .name = "kjv-char",
