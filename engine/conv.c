@@ -600,3 +600,98 @@ void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
             db[co] += acc;
         }
 }
+
+/* ---- Per-example squared gradient norms ----------------------------------------
+ * DP-SGD needs, for every example, the squared norm of its own weight and
+ * bias gradients. Each example's weight gradient is formed transposed,
+ * dW^T (K, C_out) = col * dY^T, in the worker's scratch and reduced to its
+ * squared norm at once: the norm does not care about the layout, so the
+ * transposition back and the partial sums of od_conv2d_backward_weight are
+ * not needed. Examples are spread over the pool; each is computed by one
+ * task alone, in a fixed order. */
+
+/* Sum of squares of x[0..n), in float over 16 lanes within blocks of 1024
+ * and in double across blocks. */
+static double od__sumsq_blocks(size_t n, const float *x)
+{
+    if (od_cpu_isa() == OD_ISA_AVX512)
+        return od__sumsq_blocks_avx512(n, x);
+    double total = 0.0;
+    for (size_t b0 = 0; b0 < n; b0 += 1024) {
+        size_t b1 = n - b0 < 1024 ? n : b0 + 1024;
+        float lane[16] = {0};
+        size_t i = b0;
+        for (; i + 16 <= b1; i += 16)
+            for (int l = 0; l < 16; l++)
+                lane[l] += x[i + l] * x[i + l];
+        for (int l = 0; i < b1; i++, l++)
+            lane[l] += x[i] * x[i];
+        for (int l = 0; l < 16; l++)
+            total += lane[l];
+    }
+    return total;
+}
+
+static size_t od__pergrad_worker_floats(const od__conv_plan *pl,
+                                        const od_conv2d_shape *s)
+{
+    return od__round16(pl->k * pl->p) + od__round16(pl->k * (size_t)s->c_out);
+}
+
+size_t od_conv2d_pergrad_scratch_floats(const od_conv2d_shape *s,
+                                        int nthreads)
+{
+    od__conv_plan pl = od__plan(s, nthreads);
+    return (size_t)pl.nthreads * od__pergrad_worker_floats(&pl, s);
+}
+
+typedef struct {
+    const od_conv2d_shape *s;
+    const od__conv_plan *pl;
+    const float *x, *dy;
+    int want_w, want_b;
+    float *sqnorm, *scratch;
+} od__pergrad_ctx;
+
+static void od__pergrad_task(void *ctx_, int i, int worker)
+{
+    od__pergrad_ctx *c = ctx_;
+    const od_conv2d_shape *s = c->s;
+    const od__conv_plan *pl = c->pl;
+    od_conv2d_shape s1 = *s;
+    s1.n = 1;
+    const float *x = c->x + (size_t)i * s->c_in * s->h * s->w;
+    const float *dy = c->dy + (size_t)i * s->c_out * pl->p;
+    double acc = 0.0;
+    if (c->want_w) {
+        float *col = c->scratch + (size_t)worker *
+                                      od__pergrad_worker_floats(pl, s);
+        float *dwt = col + od__round16(pl->k * pl->p);  /* (K, C_out) */
+        const float *colp = col;
+        if (pl->identity)
+            colp = x;
+        else
+            od__im2col(&s1, pl, x, 1, col, pl->p);
+        od_gemm(NULL, 0, 1, (int)pl->k, s->c_out, (int)pl->p, 1.0f, colp,
+                (int)pl->p, dy, (int)pl->p, 0.0f, dwt, s->c_out);
+        acc += od__sumsq_blocks(pl->k * (size_t)s->c_out, dwt);
+    }
+    if (c->want_b)
+        for (int co = 0; co < s->c_out; co++) {
+            double g = od__sum_lanes(pl->p, dy + (size_t)co * pl->p);
+            acc += g * g;
+        }
+    c->sqnorm[i] += (float)acc;
+}
+
+void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
+                              const float *x, const float *dy, int want_w,
+                              int want_b, float *sqnorm, float *scratch)
+{
+    od__conv_plan pl = od__plan(s, od_pool_threads(pool));
+    if (s->n == 0 || pl.p == 0 || (!want_w && !want_b))
+        return;
+    OD_ASSERT(scratch || !want_w);
+    od__pergrad_ctx c = {s, &pl, x, dy, want_w, want_b, sqnorm, scratch};
+    od_pool_run(pool, s->n, od__pergrad_task, &c);
+}

@@ -54,6 +54,14 @@ void od_conv2d_backward_data(od_pool *pool, const od_conv2d_shape *s,
 void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
                                const float *x, const float *dy, float *dw,
                                float *db, float *scratch);
+/* sqnorm[i] += the squared norm of example i's own weight gradient (when
+ * want_w) plus that of its bias gradient (when want_b), for the N
+ * examples of x and dy; scratch of od_conv2d_pergrad_scratch_floats. */
+size_t od_conv2d_pergrad_scratch_floats(const od_conv2d_shape *s,
+                                        int nthreads);
+void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
+                              const float *x, const float *dy, int want_w,
+                              int want_b, float *sqnorm, float *scratch);
 void od_conv2d_forward_ref(const od_conv2d_shape *s, const float *x,
                            const float *w, const float *bias, float *y);
 void od_conv2d_backward_data_ref(const od_conv2d_shape *s, const float *dy,

@@ -236,6 +236,9 @@ int od__conv2d_single_in(const od_conv2d_shape *s);
 void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
                               const float *x, const float *w,
                               const float *bias, float *y);
+/* Sum of squares of x[0..n): float within blocks of 1024, double across
+ * them (conv.c's per-example norms). */
+double od__sumsq_blocks_avx512(size_t n, const float *x);
 
 /* The lowering per ISA: same results bit for bit (copies and single
  * additions in the same order). */

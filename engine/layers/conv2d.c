@@ -167,8 +167,9 @@ static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
  * OH x OW output positions P, so the norm-from-Grams route costs
  * P^2 (C_in KH KW + C_out) per example against P C_in KH KW C_out for
  * materialising the example's gradient; for the image sizes ondev trains
- * the second is cheaper, so each example's weight and bias gradients are
- * materialised, one example at a time, in scratch.
+ * the second is cheaper, so each example's weight gradient is formed in
+ * scratch and reduced to its norm there (od_conv2d_pergrad_sqnorm), the
+ * examples spread over the pool.
  * TODO(pergrad): take the Gram route when P is small against the channels
  * (late layers of deep networks). */
 static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
@@ -184,44 +185,19 @@ static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
     if (!want_w && !want_b)
         return OD_OK;
 
-    od_conv2d_shape s1 = L->shape;
-    s1.n = 1;
-    int n = L->shape.n;
-    size_t wsize = (size_t)L->c_out * L->c_in * L->kh * L->kw;
-    size_t xsize = L->x.size / (size_t)n, ysize = dy->size / (size_t)n;
     size_t mark = od_arena_mark(ctx->arena);
+    size_t floats = od_conv2d_pergrad_scratch_floats(
+        &L->shape, od_pool_threads(ctx->pool));
     void *p = NULL;
-    OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_SCRATCH,
-                          (wsize + (size_t)L->c_out) * sizeof(float), &p));
-    float *dw = p;              /* (C_out, C_in, KH, KW) */
-    float *db = dw + wsize;     /* (C_out) */
-    float *scratch;
-    od_status st = od__conv2d_scratch(ctx, &s1, &scratch);
-    for (int i = 0; i < n && st == OD_OK; i++) {
-        const float *gi = dy->data + (size_t)i * ysize;
-        memset(db, 0, (size_t)L->c_out * sizeof(float));
-        double acc = 0;
-        if (want_w) {
-            memset(dw, 0, wsize * sizeof(float));
-            od_conv2d_backward_weight(ctx->pool, &s1,
-                                      L->x.data + (size_t)i * xsize, gi, dw,
-                                      db, scratch);
-            acc += od_sumsq(wsize, dw);
-        } else {
-            od_tensor gt = {.ndim = 4, .dims = {1, L->c_out, dy->dims[2],
-                                                dy->dims[3]},
-                            .size = ysize, .data = (float *)gi};
-            od__conv2d_bias_grad(&gt, db);
-        }
-        if (want_b)
-            acc += od_sumsq((size_t)L->c_out, db);
-        sqnorm[i] += (float)acc;
-    }
+    OD_TRY(od_arena_alloc_uninit(ctx->arena, OD_MEM_SCRATCH,
+                                 floats * sizeof(float), &p));
+    od_conv2d_pergrad_sqnorm(ctx->pool, &L->shape, L->x.data, dy->data,
+                             want_w, want_b, sqnorm, p);
     od_arena_release(ctx->arena, mark);
     double macs = (double)dy->size * L->c_in * L->kh * L->kw;
     od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * macs,
-             (double)L->x.size + (double)dy->size, (double)n, t0);
-    return st;
+             (double)L->x.size + (double)dy->size, (double)L->shape.n, t0);
+    return OD_OK;
 }
 
 /* PyTorch's nn.Conv2d: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
