@@ -14,26 +14,30 @@
  *     M[xi nu] (T, C_out) = V[xi nu] (T, C_in) * U[xi nu] (C_in, C_out)
  *
  * with U the transformed kernels and V the transformed input blocks of T
- * tiles. Channels are the innermost axis of V, U and M, so that the
+ * tiles: 64 multiplications per 16 outputs and channel pair against 400
+ * for the direct form, while the transforms cost O(64) per tile and
+ * channel. Channels are the innermost axis of V, U and M, so that the
  * transforms run on 16 channels at once in AVX-512 registers: a group's
  * images are first copied channels-last (and zero-padded), and its
- * outputs copied back to NCHW at the end. AVX-512 only; other ISAs use
- * the im2col lowering of conv.c. That is 64 multiplications per 16 outputs and input channel
- * against 400 for the direct form; the transforms cost O(64) per tile and
- * channel. The matrices come from the Toom-Cook construction on the points
- * 0, 1, -1, 2, -2, 1/2, -1/2 and infinity, built in double precision when
- * first needed (od__wino_build); the results differ from the direct
- * product by rounding of the transforms, a relative error of about 1e-6
- * to 1e-5 on random data (tests/test_kernels.c bounds it).
+ * outputs copied back to NCHW at the end. AVX-512 only; other ISAs, and
+ * calls with fewer than OD__WINO_MIN_TILES tiles, use the im2col lowering
+ * of conv.c. The matrices come from the Toom-Cook construction on the
+ * points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (od__wino_build); the
+ * results differ from the direct product by the transforms' rounding, a
+ * relative error of about 1e-6 on random data (tests/test_kernels.c
+ * bounds it by 1e-5).
  *
  * The gradient of the input is the same computation: a stride-1
  * convolution of dy, padded by 4 - pad, with each kernel turned by 180
- * degrees and the channel axes swapped.
+ * degrees and the channel axes swapped. The weight gradient uses
+ * F(5x5, 4x4) on the same points (see od__at5).
  *
  * Threading and determinism: images are split into groups fixed by the
  * shape and the pool size; each task transforms, multiplies and writes
  * back one group in its worker's scratch. Every output gets the same
- * operations in the same order whichever worker runs it. */
+ * operations in the same order whichever worker runs it. The weight
+ * gradient sums one chunk of groups per thread and adds the chunks in
+ * chunk order. */
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
