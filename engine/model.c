@@ -121,11 +121,23 @@ od_status od_model_backward_input(od_model *m, const od_tensor *dout,
                        od_tensor_shape_str(dout, got, sizeof got),
                        od_tensor_shape_str(last, want, sizeof want));
     }
+    /* Below the lowest layer with a trainable parameter nothing needs a
+     * gradient unless the caller asks for dx: a first linear layer after a
+     * flatten (fmnist-mlp) would otherwise form its whole input gradient
+     * for nothing. */
+    int stop = 0;
+    if (!dx) {
+        stop = m->nlayers;
+        for (int i = 0; i < m->nlayers && stop == m->nlayers; i++)
+            for (int k = 0; k < m->layers[i]->nparams; k++)
+                if (m->layers[i]->params[k]->trainable)
+                    stop = i;
+    }
     od_tensor cur = *dout;
-    for (int i = m->nlayers - 1; i >= 0; i--) {
+    for (int i = m->nlayers - 1; i >= stop; i--) {
         od_layer *l = m->layers[i];
         od_tensor next;
-        int want_dx = i > 0 || dx != NULL;
+        int want_dx = i > stop || dx != NULL;
         OD_TRY(l->vt->backward(l, m->ctx, &cur, want_dx ? &next : NULL));
         if (want_dx)
             cur = next;
