@@ -7,6 +7,8 @@
 
 #include <sodium.h>
 
+#include "engine/cpu.h"
+
 #define OD__CHUNK 4096                 /* values per keystream range */
 #define OD__WORDS (OD__CHUNK + 256)    /* uniform words fetched at once */
 #define OD__CHUNK_BLOCKS_LOG2 20       /* 64-byte blocks per chunk range */
@@ -112,6 +114,80 @@ static inline float od__normal(const od_noise *g, od__words *s)
     return od__zig_fix(g, s, hz, iz);
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* Samples [k, hi) of a chunk, 16 words at a time: the lanes up to the
+ * first whose word fails the ziggurat's fast test are written at once,
+ * and that lane then takes od__normal's slow path from its own word, as
+ * the scalar loop would. The same words feed the same samples and the
+ * same float operations (the product, then std times it, then the
+ * addition), so the values equal the scalar loop's bit for bit. Returns
+ * the sample reached (the rest, fewer than 16, are left to the caller). */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static size_t od__fill_fast_avx512(const od_noise *g, od__words *s,
+                                   float std, float *x, size_t k, size_t hi,
+                                   int add)
+{
+    const __m512i low7 = _mm512_set1_epi32(127);
+    const __m512 sv = _mm512_set1_ps(std);
+    /* The 128-entry tables in registers, looked up 32 entries at a time
+     * by two-table permutes (cheaper than gathers). */
+    __m512i kt[8];
+    __m512 wt[8];
+    for (int t = 0; t < 8; t++) {
+        kt[t] = _mm512_loadu_si512(g->kn + 16 * t);
+        wt[t] = _mm512_loadu_ps(g->wn + 16 * t);
+    }
+    while (k + 16 <= hi) {
+        if (s->pos + 16 > OD__WORDS) {
+            /* Across a refill: one sample the scalar way. */
+            float v = std * od__normal(g, s);
+            x[k] = add ? x[k] + v : v;
+            k++;
+            continue;
+        }
+        __m512i u = _mm512_loadu_si512(s->w + s->pos);
+        __m512i iz = _mm512_and_si512(u, low7);       /* layer */
+        __m512i hz = _mm512_srai_epi32(u, 7);         /* signed value */
+        /* Entries 32q..32q+31 from tables 2q, 2q+1; bits 5 and 6 of the
+         * layer pick q. */
+        __mmask16 b5 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(32));
+        __mmask16 b6 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(64));
+        __m512i k01 = _mm512_mask_blend_epi32(
+            b5, _mm512_permutex2var_epi32(kt[0], iz, kt[1]),
+            _mm512_permutex2var_epi32(kt[2], iz, kt[3]));
+        __m512i k23 = _mm512_mask_blend_epi32(
+            b5, _mm512_permutex2var_epi32(kt[4], iz, kt[5]),
+            _mm512_permutex2var_epi32(kt[6], iz, kt[7]));
+        __m512 w01 = _mm512_mask_blend_ps(
+            b5, _mm512_permutex2var_ps(wt[0], iz, wt[1]),
+            _mm512_permutex2var_ps(wt[2], iz, wt[3]));
+        __m512 w23 = _mm512_mask_blend_ps(
+            b5, _mm512_permutex2var_ps(wt[4], iz, wt[5]),
+            _mm512_permutex2var_ps(wt[6], iz, wt[7]));
+        __mmask16 ok = _mm512_cmplt_epu32_mask(
+            _mm512_abs_epi32(hz), _mm512_mask_blend_epi32(b6, k01, k23));
+        __m512 v = _mm512_mul_ps(
+            sv, _mm512_mul_ps(_mm512_cvtepi32_ps(hz),
+                              _mm512_mask_blend_ps(b6, w01, w23)));
+        int f = ok == 0xffff ? 16 : __builtin_ctz(~(unsigned)ok);
+        __mmask16 take = (__mmask16)((1u << f) - 1u);
+        if (add)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(take, x + k), v);
+        _mm512_mask_storeu_ps(x + k, take, v);
+        s->pos += f;
+        k += (size_t)f;
+        if (f < 16) {
+            float w = std * od__normal(g, s);
+            x[k] = add ? x[k] + w : w;
+            k++;
+        }
+    }
+    return k;
+}
+#endif
+
 typedef struct od__fill_job {
     const od_noise *g;
     uint64_t stream;
@@ -137,11 +213,16 @@ static void od__fill_chunk(void *arg, int task, int worker)
     size_t lo = (size_t)task * OD__CHUNK;
     size_t hi = lo + OD__CHUNK < j->n ? lo + OD__CHUNK : j->n;
     float *x = j->x;
+    size_t k = lo;
+#if defined(__x86_64__)
+    if (od_cpu_isa() == OD_ISA_AVX512)
+        k = od__fill_fast_avx512(j->g, &s, j->std, x, lo, hi, j->add);
+#endif
     if (j->add)
-        for (size_t k = lo; k < hi; k++)
+        for (; k < hi; k++)
             x[k] += j->std * od__normal(j->g, &s);
     else
-        for (size_t k = lo; k < hi; k++)
+        for (; k < hi; k++)
             x[k] = j->std * od__normal(j->g, &s);
 }
 
