@@ -13,6 +13,9 @@
  *
  *     M[xi nu] (T, C_out) = V[xi nu] (T, C_in) * U[xi nu] (C_in, C_out)
  *
+ * (V and M are stored tile-major, (T, 64, C): position (xi, nu)'s matrix is
+ * every 64th row.)
+ *
  * with U the transformed kernels and V the transformed input blocks of T
  * tiles: 64 multiplications per 16 outputs and channel pair against 400
  * for the direct form, while the transforms cost O(64) per tile and
@@ -176,9 +179,10 @@ typedef struct {
     int hp, wp;                      /* padded input block: th*4+4, tw*4+4 */
     int group, groups;               /* images per group, groups */
     int t_max;                       /* tiles in the largest group */
-    /* Per worker: the channels-last input (group, HP, WP, CIP), V (64,
-     * T, CIP), M (64, T, COP) and the channels-last output (group, TH*4,
-     * TW*4, COP). */
+    /* Per worker: the channels-last input (group, HP, WP, CIP), V (T, 64,
+     * CIP), M (T, 64, COP) and the channels-last output (group, TH*4,
+     * TW*4, COP). Tile-major V and M keep each tile's 64 transformed
+     * vectors together, so the transforms write and read them in order. */
     size_t xt_floats, v_floats, m_floats, yt_floats, worker_floats;
     size_t u_floats;                 /* U (64, CIP, C_out) */
     size_t wt_floats;                /* kernels channels-last (C_in, 25, COP) */
@@ -241,7 +245,7 @@ static size_t od__plan_floats(const od__wino_plan *p, int nthreads)
 /* The weight gradient's: per chunk (one per thread) its sum over tiles
  * (64, C_out, CIP); per worker the channels-last input and its transform,
  * the channels-last output gradient (group, TH*4, TW*4, COP) and its
- * transform (64, T, COP). */
+ * transform (T, 64, COP). */
 static size_t od__wgrad_acc_floats(const od__wino_plan *p)
 {
     return (size_t)OD__WA2 * p->c_out * p->cip;
@@ -432,12 +436,50 @@ OD__WT static void od__wino_to_nhwc(const od__wino_plan *p, int nimg,
     }
 }
 
-/* V[xi nu][t][ch] (64, T, CIP) = B^T d B for every tile t and 16 channels
+/* o = B^T d for 8 vectors d, using the table's structure: rows 1-2, 3-4
+ * and 5-6 are sums and differences of an even part (d2, d4, d6) and an odd
+ * part (d1, d3, d5), rows 0 and 7 two differences each; 26 operations
+ * instead of the 46 the table's non-zero entries would take. The
+ * coefficients are od__bt's (checked there against the construction). */
+static inline __attribute__((always_inline)) OD__WT void
+od__bt8(const __m512 d[8], __m512 o[8])
+{
+#define OD__S(x) _mm512_set1_ps(x)
+    /* Row 0: -d0 + 5.25 d2 - 5.25 d4 + d6; row 7: -d1 + 5.25 d3 - 5.25 d5 + d7. */
+    o[0] = _mm512_fmadd_ps(OD__S(5.25f), _mm512_sub_ps(d[2], d[4]),
+                           _mm512_sub_ps(d[6], d[0]));
+    o[7] = _mm512_fmadd_ps(OD__S(5.25f), _mm512_sub_ps(d[3], d[5]),
+                           _mm512_sub_ps(d[7], d[1]));
+    /* Rows 1, 2: (d2 - 4.25 d4 + d6) +- (d1 - 4.25 d3 + d5). */
+    __m512 e = _mm512_fnmadd_ps(OD__S(4.25f), d[4], _mm512_add_ps(d[2], d[6]));
+    __m512 q = _mm512_fnmadd_ps(OD__S(4.25f), d[3], _mm512_add_ps(d[1], d[5]));
+    o[1] = _mm512_add_ps(e, q);
+    o[2] = _mm512_sub_ps(e, q);
+    /* Rows 3, 4: (0.25 d2 - 1.25 d4 + d6) +- (0.5 d1 - 2.5 d3 + 2 d5). */
+    e = _mm512_fmadd_ps(OD__S(0.25f), d[2],
+                        _mm512_fnmadd_ps(OD__S(1.25f), d[4], d[6]));
+    q = _mm512_fmadd_ps(OD__S(0.5f), d[1],
+                        _mm512_fmadd_ps(OD__S(2.0f), d[5],
+                                        _mm512_mul_ps(OD__S(-2.5f), d[3])));
+    o[3] = _mm512_add_ps(e, q);
+    o[4] = _mm512_sub_ps(e, q);
+    /* Rows 5, 6: (4 d2 - 5 d4 + d6) +- (2 d1 - 2.5 d3 + 0.5 d5). */
+    e = _mm512_fmadd_ps(OD__S(4.0f), d[2],
+                        _mm512_fnmadd_ps(OD__S(5.0f), d[4], d[6]));
+    q = _mm512_fmadd_ps(OD__S(2.0f), d[1],
+                        _mm512_fmadd_ps(OD__S(0.5f), d[5],
+                                        _mm512_mul_ps(OD__S(-2.5f), d[3])));
+    o[5] = _mm512_add_ps(e, q);
+    o[6] = _mm512_sub_ps(e, q);
+#undef OD__S
+}
+
+/* V[t][xi nu][ch] (T, 64, CIP) = B^T d B for every tile t and 16 channels
  * at a time, d the tile's 8x8 block of xt. */
 OD__WT static void od__wino_input(const od__wino_plan *p, int nimg,
                                   const float *xt, float *v, int t_all)
 {
-    size_t vstride = (size_t)t_all * p->cip;
+    (void)t_all;
     for (int b = 0; b < nimg; b++)
         for (int ty = 0; ty < p->th; ty++)
             for (int tx = 0; tx < p->tw; tx++) {
@@ -446,58 +488,47 @@ OD__WT static void od__wino_input(const od__wino_plan *p, int nimg,
                                          p->wp + tx * OD__WM) * p->cip;
                 for (int cb = 0; cb < p->cip; cb += 16) {
                     /* B^T d one column at a time, then each row of that
-                     * times B: 8 + 8 registers live, not 64. */
+                     * times B. */
                     __m512 tmp[OD__WA][OD__WA];
                     OD__UNROLL
                     for (int c = 0; c < OD__WA; c++) {
-                        __m512 d[OD__WA];
+                        __m512 d[OD__WA], o[OD__WA];
                         OD__UNROLL
                         for (int r = 0; r < OD__WA; r++)
                             d[r] = _mm512_loadu_ps(
                                 blk + ((size_t)r * p->wp + c) * p->cip + cb);
+                        od__bt8(d, o);
                         OD__UNROLL
-                        for (int a = 0; a < OD__WA; a++) {
-                            __m512 acc = _mm512_setzero_ps();
-                            OD__UNROLL
-                            for (int r = 0; r < OD__WA; r++)
-                                if (od__bt[a][r] != 0.0f)
-                                    acc = _mm512_fmadd_ps(
-                                        _mm512_set1_ps(od__bt[a][r]), d[r], acc);
-                            tmp[a][c] = acc;
-                        }
+                        for (int a = 0; a < OD__WA; a++)
+                            tmp[a][c] = o[a];
                     }
-                    float *dst = v + (size_t)t * p->cip + cb;
+                    float *dst = v + (size_t)t * OD__WA2 * p->cip + cb;
                     OD__UNROLL
-                    for (int a = 0; a < OD__WA; a++)
+                    for (int a = 0; a < OD__WA; a++) {
+                        __m512 o[OD__WA];
+                        od__bt8(tmp[a], o);
                         OD__UNROLL
-                        for (int e = 0; e < OD__WA; e++) {
-                            __m512 acc = _mm512_setzero_ps();
-                            OD__UNROLL
-                            for (int c = 0; c < OD__WA; c++)
-                                if (od__bt[e][c] != 0.0f)
-                                    acc = _mm512_fmadd_ps(
-                                        _mm512_set1_ps(od__bt[e][c]),
-                                        tmp[a][c], acc);
+                        for (int e = 0; e < OD__WA; e++)
                             _mm512_storeu_ps(
-                                dst + (size_t)(a * OD__WA + e) * vstride, acc);
-                        }
+                                dst + (size_t)(a * OD__WA + e) * p->cip, o[e]);
+                    }
                 }
             }
 }
 
 /* yt (nimg, TH*4, TW*4, COP) = A^T m A (+ bias) for every tile and 16
- * output channels at a time, m from M[xi nu][t][o] (64, T, COP). */
+ * output channels at a time, m from M[t][xi nu][o] (T, 64, COP). */
 OD__WT static void od__wino_output(const od__wino_plan *p, int nimg,
                                    const float *m, int t_all,
                                    const float *bias, float *yt)
 {
-    size_t mstride = (size_t)t_all * p->cop;
+    (void)t_all;
     int yw = p->tw * OD__WM;
     for (int b = 0; b < nimg; b++)
         for (int ty = 0; ty < p->th; ty++)
             for (int tx = 0; tx < p->tw; tx++) {
                 int t = (b * p->th + ty) * p->tw + tx;
-                const float *src = m + (size_t)t * p->cop;
+                const float *src = m + (size_t)t * OD__WA2 * p->cop;
                 for (int cb = 0; cb < p->cop; cb += 16) {
                     __mmask16 live = p->c_out - cb >= 16
                                          ? (__mmask16)0xffff
@@ -511,7 +542,7 @@ OD__WT static void od__wino_output(const od__wino_plan *p, int nimg,
                         OD__UNROLL
                         for (int a = 0; a < OD__WA; a++)
                             mv[a] = _mm512_loadu_ps(
-                                src + (size_t)(a * OD__WA + e) * mstride + cb);
+                                src + (size_t)(a * OD__WA + e) * p->cop + cb);
                         OD__UNROLL
                         for (int k = 0; k < OD__WM; k++) {
                             __m512 acc = _mm512_setzero_ps();
@@ -572,14 +603,14 @@ OD__WT static void od__wino_dy_to_nhwc(const od__wino_plan *p, int nimg,
     }
 }
 
-/* E[xi nu][t][o] (64, T, COP) = G4 e G4^T for every 4x4 tile e of dyt,
+/* E[t][xi nu][o] (T, 64, COP) = G4 e G4^T for every 4x4 tile e of dyt,
  * 16 channels at a time. */
 OD__WT static void od__wino_dy_transform(const od__wino_plan *p, int nimg,
                                          const float *dyt, float *e_out,
                                          int t_all)
 {
     int yw = p->tw * OD__WM;
-    size_t estride = (size_t)t_all * p->cop;
+    (void)t_all;
     for (int b = 0; b < nimg; b++)
         for (int ty = 0; ty < p->th; ty++)
             for (int tx = 0; tx < p->tw; tx++) {
@@ -605,7 +636,7 @@ OD__WT static void od__wino_dy_transform(const od__wino_plan *p, int nimg,
                             tmp[a][c] = acc;
                         }
                     }
-                    float *dst = e_out + (size_t)t * p->cop + cb;
+                    float *dst = e_out + (size_t)t * OD__WA2 * p->cop + cb;
                     for (int a = 0; a < OD__WA; a++)
                         for (int f = 0; f < OD__WA; f++) {
                             __m512 acc = _mm512_setzero_ps();
@@ -615,7 +646,7 @@ OD__WT static void od__wino_dy_transform(const od__wino_plan *p, int nimg,
                                     _mm512_set1_ps(od__g4[f][c]), tmp[a][c],
                                     acc);
                             _mm512_storeu_ps(
-                                dst + (size_t)(a * OD__WA + f) * estride, acc);
+                                dst + (size_t)(a * OD__WA + f) * p->cop, acc);
                         }
                 }
             }
@@ -677,10 +708,12 @@ static void od__wino_task(void *ctx_, int g, int worker)
     od__wino_to_nhwc(p, nimg, c->x + lo * p->c_in * p->h * p->w, xt);
     od__wino_input(p, nimg, xt, v, t_all);
     size_t up = (size_t)p->cip * p->c_out;
-    size_t vp = (size_t)t_all * p->cip, mp = (size_t)t_all * p->cop;
+    /* V (T, 64, CIP) and M (T, 64, COP): position q's matrices are every
+     * 64th row. */
+    int ldv = OD__WA2 * p->cip, ldm = OD__WA2 * p->cop;
     for (int q = 0; q < OD__WA2; q++)
-        od_gemm(NULL, 0, 0, t_all, p->c_out, p->cip, 1.0f, v + q * vp,
-                p->cip, c->u + q * up, p->c_out, 0.0f, m + q * mp, p->cop);
+        od_gemm(NULL, 0, 0, t_all, p->c_out, p->cip, 1.0f, v + q * p->cip,
+                ldv, c->u + q * up, p->c_out, 0.0f, m + q * p->cop, ldm);
     od__wino_output(p, nimg, m, t_all, c->bias, yt);
     od__wino_to_nchw(p, nimg, yt, c->y + lo * p->c_out * p->oh * p->ow);
 }
@@ -734,12 +767,12 @@ static void od__wgrad_task(void *ctx_, int chunk, int worker)
         od__wino_dy_to_nhwc(p, nimg, c->dy + lo * p->c_out * p->oh * p->ow,
                             dyt);
         od__wino_dy_transform(p, nimg, dyt, e, t_all);
-        size_t vp = (size_t)t_all * p->cip, ep = (size_t)t_all * p->cop;
+        int ldv = OD__WA2 * p->cip, lde = OD__WA2 * p->cop;
         size_t ap = (size_t)p->c_out * p->cip;
         /* acc[q] (C_out, CIP) += E[q]^T (C_out, T) V[q] (T, CIP) */
         for (int q = 0; q < OD__WA2; q++)
-            od_gemm(NULL, 1, 0, p->c_out, p->cip, t_all, 1.0f, e + q * ep,
-                    p->cop, v + q * vp, p->cip, 1.0f, acc + q * ap, p->cip);
+            od_gemm(NULL, 1, 0, p->c_out, p->cip, t_all, 1.0f, e + q * p->cop,
+                    lde, v + q * p->cip, ldv, 1.0f, acc + q * ap, p->cip);
     }
 }
 
