@@ -97,6 +97,17 @@ static const float od__at5[OD__WR][OD__WA] = {
     {0.0f, 1.0f, 1.0f, 16.0f, 16.0f, 0.0625f, 0.0625f, 1.0f},
 };
 static float od__g4[OD__WA][OD__WM];
+
+/* Coefficients of G4 (od__g4, checked against them in od__wino_build). */
+#define OD__G4_1 ((float)(-2.0 / 9.0))
+#define OD__G4_3A ((float)(1.0 / 90.0))
+#define OD__G4_3B ((float)(1.0 / 45.0))
+#define OD__G4_3C ((float)(2.0 / 45.0))
+#define OD__G4_3D ((float)(4.0 / 45.0))
+#define OD__G4_5A ((float)(32.0 / 45.0))
+#define OD__G4_5B ((float)(16.0 / 45.0))
+#define OD__G4_5C ((float)(8.0 / 45.0))
+#define OD__G4_5D ((float)(4.0 / 45.0))
 static pthread_once_t od__wino_once = PTHREAD_ONCE_INIT;
 
 /* The Toom-Cook matrices for linear convolution of a 5-tap kernel with a
@@ -131,6 +142,14 @@ static void od__wino_build(void)
     for (int j = 0; j <= n; j++)
         for (int i = 0; i < OD__WM; i++)
             od__g4[j][i] = j < n ? od__g[j][i] : (i == OD__WM - 1 ? 1.0f : 0.0f);
+    /* od__g4x's constants. */
+    OD_ASSERT(od__g4[0][0] == -1.0f && od__g4[1][0] == OD__G4_1 &&
+              od__g4[2][1] == -OD__G4_1 && od__g4[3][0] == OD__G4_3A &&
+              od__g4[3][1] == OD__G4_3B && od__g4[3][2] == OD__G4_3C &&
+              od__g4[3][3] == OD__G4_3D && od__g4[4][1] == -OD__G4_3B &&
+              od__g4[5][0] == OD__G4_5A && od__g4[5][1] == OD__G4_5B &&
+              od__g4[5][2] == OD__G4_5C && od__g4[5][3] == OD__G4_5D &&
+              od__g4[6][3] == -OD__G4_5D && od__g4[7][3] == 1.0f);
     for (int k = 0; k < OD__WR; k++) {
         for (int j = 0; j < n; j++)
             OD_ASSERT(od__at5[k][j] == (float)pow(pts[j], k));
@@ -474,6 +493,47 @@ od__bt8(const __m512 d[8], __m512 o[8])
 #undef OD__S
 }
 
+/* y = A^T m for 8 vectors m, by the sums and differences of the +-p
+ * pairs (m1, m2), (m3, m4), (m5, m6): the rows of od__at. */
+static inline __attribute__((always_inline)) OD__WT void
+od__at8(const __m512 m[8], __m512 y[4])
+{
+    __m512 s1 = _mm512_add_ps(m[1], m[2]), d1 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s2 = _mm512_add_ps(m[3], m[4]), d2 = _mm512_sub_ps(m[3], m[4]);
+    __m512 s3 = _mm512_add_ps(m[5], m[6]), d3 = _mm512_sub_ps(m[5], m[6]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s1), _mm512_add_ps(s2, s3));
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), d3,
+                           _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d2, d1));
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), s3,
+                           _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s2, s1));
+    y[3] = _mm512_add_ps(
+        _mm512_fmadd_ps(_mm512_set1_ps(0.125f), d3,
+                        _mm512_fmadd_ps(_mm512_set1_ps(8.0f), d2, d1)),
+        m[7]);
+}
+
+
+/* o = G4 e for 4 vectors e, by even (e0, e2) and odd (e1, e3) parts. */
+static inline __attribute__((always_inline)) OD__WT void
+od__g4x(const __m512 e[4], __m512 o[8])
+{
+#define OD__S(x) _mm512_set1_ps(x)
+    o[0] = _mm512_sub_ps(_mm512_setzero_ps(), e[0]);
+    __m512 ev = _mm512_add_ps(e[0], e[2]), od = _mm512_add_ps(e[1], e[3]);
+    o[1] = _mm512_mul_ps(OD__S(OD__G4_1), _mm512_add_ps(ev, od));
+    o[2] = _mm512_mul_ps(OD__S(OD__G4_1), _mm512_sub_ps(ev, od));
+    ev = _mm512_fmadd_ps(OD__S(OD__G4_3C), e[2], _mm512_mul_ps(OD__S(OD__G4_3A), e[0]));
+    od = _mm512_fmadd_ps(OD__S(OD__G4_3D), e[3], _mm512_mul_ps(OD__S(OD__G4_3B), e[1]));
+    o[3] = _mm512_add_ps(ev, od);
+    o[4] = _mm512_sub_ps(ev, od);
+    ev = _mm512_fmadd_ps(OD__S(OD__G4_5C), e[2], _mm512_mul_ps(OD__S(OD__G4_5A), e[0]));
+    od = _mm512_fmadd_ps(OD__S(OD__G4_5D), e[3], _mm512_mul_ps(OD__S(OD__G4_5B), e[1]));
+    o[5] = _mm512_add_ps(ev, od);
+    o[6] = _mm512_sub_ps(ev, od);
+    o[7] = e[3];
+#undef OD__S
+}
+
 /* V[t][xi nu][ch] (T, 64, CIP) = B^T d B for every tile t and 16 channels
  * at a time, d the tile's 8x8 block of xt. */
 OD__WT static void od__wino_input(const od__wino_plan *p, int nimg,
@@ -538,38 +598,28 @@ OD__WT static void od__wino_output(const od__wino_plan *p, int nimg,
                     __m512 tmp[OD__WM][OD__WA];   /* A^T m, by columns */
                     OD__UNROLL
                     for (int e = 0; e < OD__WA; e++) {
-                        __m512 mv[OD__WA];
+                        __m512 mv[OD__WA], y[OD__WM];
                         OD__UNROLL
                         for (int a = 0; a < OD__WA; a++)
                             mv[a] = _mm512_loadu_ps(
                                 src + (size_t)(a * OD__WA + e) * p->cop + cb);
+                        od__at8(mv, y);
                         OD__UNROLL
-                        for (int k = 0; k < OD__WM; k++) {
-                            __m512 acc = _mm512_setzero_ps();
-                            OD__UNROLL
-                            for (int a = 0; a < OD__WA; a++)
-                                if (od__at[k][a] != 0.0f)
-                                    acc = _mm512_fmadd_ps(
-                                        _mm512_set1_ps(od__at[k][a]), mv[a], acc);
-                            tmp[k][e] = acc;
-                        }
+                        for (int k = 0; k < OD__WM; k++)
+                            tmp[k][e] = y[k];
                     }
                     OD__UNROLL
-                    for (int k = 0; k < OD__WM; k++)
+                    for (int k = 0; k < OD__WM; k++) {
+                        __m512 y[OD__WM];
+                        od__at8(tmp[k], y);
                         OD__UNROLL
                         for (int l = 0; l < OD__WM; l++) {
-                            __m512 acc = _mm512_setzero_ps();
-                            OD__UNROLL
-                            for (int e = 0; e < OD__WA; e++)
-                                if (od__at[l][e] != 0.0f)
-                                    acc = _mm512_fmadd_ps(
-                                        _mm512_set1_ps(od__at[l][e]),
-                                        tmp[k][e], acc);
                             float *dst = yt + (((size_t)b * p->th * OD__WM +
                                                 ty * OD__WM + k) * yw +
                                                tx * OD__WM + l) * p->cop + cb;
-                            _mm512_storeu_ps(dst, _mm512_add_ps(acc, bv));
+                            _mm512_storeu_ps(dst, _mm512_add_ps(y[l], bv));
                         }
+                    }
                 }
             }
 }
@@ -619,35 +669,29 @@ OD__WT static void od__wino_dy_transform(const od__wino_plan *p, int nimg,
                                            ty * OD__WM) * yw + tx * OD__WM) *
                                              p->cop;
                 for (int cb = 0; cb < p->cop; cb += 16) {
-                    __m512 tmp[OD__WA][OD__WM];   /* G4 e */
+                    __m512 tmp[OD__WA][OD__WM];   /* G4 e, by columns */
                     OD__UNROLL
                     for (int c = 0; c < OD__WM; c++) {
-                        __m512 d[OD__WM];
+                        __m512 d[OD__WM], o[OD__WA];
                         OD__UNROLL
                         for (int r = 0; r < OD__WM; r++)
                             d[r] = _mm512_loadu_ps(
                                 blk + ((size_t)r * yw + c) * p->cop + cb);
-                        for (int a = 0; a < OD__WA; a++) {
-                            __m512 acc = _mm512_setzero_ps();
-                            OD__UNROLL
-                            for (int r = 0; r < OD__WM; r++)
-                                acc = _mm512_fmadd_ps(
-                                    _mm512_set1_ps(od__g4[a][r]), d[r], acc);
-                            tmp[a][c] = acc;
-                        }
+                        od__g4x(d, o);
+                        OD__UNROLL
+                        for (int a = 0; a < OD__WA; a++)
+                            tmp[a][c] = o[a];
                     }
                     float *dst = e_out + (size_t)t * OD__WA2 * p->cop + cb;
-                    for (int a = 0; a < OD__WA; a++)
-                        for (int f = 0; f < OD__WA; f++) {
-                            __m512 acc = _mm512_setzero_ps();
-                            OD__UNROLL
-                            for (int c = 0; c < OD__WM; c++)
-                                acc = _mm512_fmadd_ps(
-                                    _mm512_set1_ps(od__g4[f][c]), tmp[a][c],
-                                    acc);
+                    OD__UNROLL
+                    for (int a = 0; a < OD__WA; a++) {
+                        __m512 o[OD__WA];
+                        od__g4x(tmp[a], o);
+                        OD__UNROLL
+                        for (int f = 0; f < OD__WA; f++)
                             _mm512_storeu_ps(
-                                dst + (size_t)(a * OD__WA + f) * p->cop, acc);
-                        }
+                                dst + (size_t)(a * OD__WA + f) * p->cop, o[f]);
+                    }
                 }
             }
 }
