@@ -849,7 +849,7 @@ static void od__wino_run(od_pool *pool, const od__wino_plan *p, int flip,
 {
     (void)pool, (void)p, (void)flip, (void)x, (void)w, (void)bias, (void)y;
     (void)scratch;
-    (void)od__wino_build;  /* the tables are built on x86-64 only */
+    (void)od__wino_build, (void)od__wino_once;  /* x86-64 only */
     OD_ASSERT(!"Winograd convolution on a non-x86-64 build");
 }
 

@@ -283,7 +283,7 @@ static od_status od__fmnist_build_cnn_act(od_ctx *ctx, od_act act,
         /* (N, 1, 28, 28) -> conv (N, 32, 24, 24) -> pool (N, 32, 12, 12)
          * -> conv (N, 64, 8, 8) -> pool (N, 64, 4, 4) */
         static const int c_in[2] = {1, 32}, c_out[2] = {32, 64};
-        char conv[8], pool[24];
+        char conv[16], pool[64];
         snprintf(conv, sizeof conv, "conv%d", i + 1);
         OD__APPEND(od_conv2d_create(ctx, conv, c_in[i], c_out[i], 5, 5, 1, 0,
                                     1, &l));
