@@ -63,10 +63,10 @@ enum {
  * enough that a worker's V and M stay within its L2 cache. */
 #define OD__WINO_TILES_TARGET 64
 
-/* A^T and B^T for the points 0, 1, -1, 2, -2, 1/2, -1/2, infinity: exact
- * in float, and constants so that the compiler drops the zero terms of the
- * unrolled transforms. od__wino_build checks them against the
- * construction. */
+/* A^T and B^T for the points 0, 1, -1, 2, -2, 1/2, -1/2, infinity, exact
+ * in float. The transforms (od__bt8, od__at8) apply them through their
+ * even and odd parts; these tables spell them out, and od__wino_build
+ * checks them against the construction. */
 static const float od__at[OD__WM][OD__WA] = {
     {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
     {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.5f, -0.5f, 0.0f},
