@@ -852,7 +852,8 @@ od_status od_fmnist_scatter_load(const od_workload_opts *opts,
     if (st == OD_OK) {
         od__scatter_job job = {
             .s = s, .work = work, .total = raw_train.n + raw_test.n,
-            .tty = isatty(STDERR_FILENO), .label = "fmnist-scatter",
+            .tty = !opts->quiet && isatty(STDERR_FILENO),
+            .label = "fmnist-scatter",
         };
         uint64_t t0 = od_now_ns();
         st = od__scatter_split(&job, pool, &raw_train, train,

@@ -23,6 +23,8 @@ typedef struct od_workload_opts {
     /* Seed of generated data (synthetic workloads); loaders of fixed data
      * ignore it. */
     uint64_t seed;
+    /* Nonzero: no progress lines on stderr while loading (a quiet run). */
+    int quiet;
 } od_workload_opts;
 
 typedef struct od_workload od_workload;
