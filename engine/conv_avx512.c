@@ -1,6 +1,8 @@
-/* AVX-512 row operations of the convolution lowering (see
- * kernels_internal.h): a short row is one masked load and store per 16
- * floats (8 for col2im's additions, see od__add_y). */
+/* AVX-512 parts of the convolutions (see kernels_internal.h): the row
+ * operations of the im2col lowering, where a short row is one masked load
+ * and store per 16 floats (8 for col2im's additions, see od__add_y); the
+ * register-blocked forward pass of single-channel 5x5 convolutions; and
+ * the sum of squares behind the per-example gradient norms. */
 #include "engine/kernels_internal.h"
 
 #if defined(__x86_64__)
