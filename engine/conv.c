@@ -610,28 +610,6 @@ void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
  * not needed. Examples are spread over the pool; each is computed by one
  * task alone, in a fixed order. */
 
-/* Sum of squares of x[0..n), in float over 16 lanes within blocks of 1024
- * and in double across blocks. */
-static double od__sumsq_blocks(size_t n, const float *x)
-{
-    if (od_cpu_isa() == OD_ISA_AVX512)
-        return od__sumsq_blocks_avx512(n, x);
-    double total = 0.0;
-    for (size_t b0 = 0; b0 < n; b0 += 1024) {
-        size_t b1 = n - b0 < 1024 ? n : b0 + 1024;
-        float lane[16] = {0};
-        size_t i = b0;
-        for (; i + 16 <= b1; i += 16)
-            for (int l = 0; l < 16; l++)
-                lane[l] += x[i + l] * x[i + l];
-        for (int l = 0; i < b1; i++, l++)
-            lane[l] += x[i] * x[i];
-        for (int l = 0; l < 16; l++)
-            total += lane[l];
-    }
-    return total;
-}
-
 static size_t od__pergrad_worker_floats(const od__conv_plan *pl,
                                         const od_conv2d_shape *s)
 {
@@ -674,7 +652,7 @@ static void od__pergrad_task(void *ctx_, int i, int worker)
             od__im2col(&s1, pl, x, 1, col, pl->p);
         od_gemm(NULL, 0, 1, (int)pl->k, s->c_out, (int)pl->p, 1.0f, colp,
                 (int)pl->p, dy, (int)pl->p, 0.0f, dwt, s->c_out);
-        acc += od__sumsq_blocks(pl->k * (size_t)s->c_out, dwt);
+        acc += od_sumsq(pl->k * (size_t)s->c_out, dwt);
     }
     if (c->want_b)
         for (int co = 0; co < s->c_out; co++) {

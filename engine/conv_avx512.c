@@ -1,8 +1,7 @@
 /* AVX-512 parts of the convolutions (see kernels_internal.h): the row
  * operations of the im2col lowering, where a short row is one masked load
- * and store per 16 floats (8 for col2im's additions, see od__add_y); the
- * register-blocked forward pass of single-channel 5x5 convolutions; and
- * the sum of squares behind the per-example gradient norms. */
+ * and store per 16 floats (8 for col2im's additions, see od__add_y), and
+ * the register-blocked forward pass of single-channel 5x5 convolutions. */
 #include "engine/kernels_internal.h"
 
 #if defined(__x86_64__)
@@ -295,23 +294,6 @@ OD__T void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
     }
 }
 
-/* od__sumsq_blocks of conv.c on 16-float registers: squares summed in
- * float within blocks of 1024 floats, the blocks' sums in double. */
-OD__T double od__sumsq_blocks_avx512(size_t n, const float *x)
-{
-    double total = 0.0;
-    for (size_t b0 = 0; b0 < n; b0 += 1024) {
-        size_t b1 = n - b0 < 1024 ? n : b0 + 1024;
-        __m512 acc = _mm512_setzero_ps();
-        for (size_t i = b0; i < b1; i += 16) {
-            __m512 v = _mm512_maskz_loadu_ps(od__mask((int)(b1 - i)), x + i);
-            acc = _mm512_fmadd_ps(v, v, acc);
-        }
-        total += _mm512_reduce_add_ps(acc);
-    }
-    return total;
-}
-
 #else
 
 int od__conv2d_single_in(const od_conv2d_shape *s)
@@ -326,13 +308,6 @@ void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
 {
     (void)s, (void)nimg, (void)x, (void)w, (void)bias, (void)y;
     OD_ASSERT(!"AVX-512 path on a non-x86-64 build");
-}
-
-double od__sumsq_blocks_avx512(size_t n, const float *x)
-{
-    (void)n, (void)x;
-    OD_ASSERT(!"AVX-512 path on a non-x86-64 build");
-    return 0.0;
 }
 
 #endif

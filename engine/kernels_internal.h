@@ -71,6 +71,10 @@ void od__relu_bwd_avx2(size_t n, const float *x, const float *dy, float *dx);
 /* out (cols) += sum over rows of x (rows, ld) restricted to columns [0, cols),
  * summing the rows in order in float; exact same order as the portable loop,
  * so results are bitwise equal across ISAs. */
+/* A leaf of od_sum / od_sumsq's pairwise tree (reduce.c): up to 256
+ * elements, or their squares, in double; the two give the same bits. */
+double od__pair_leaf_portable(size_t n, const float *x, int squares);
+double od__pair_leaf_avx512(size_t n, const float *x, int squares);
 void od__sum_rows_avx512(int rows, int cols, const float *x, size_t ld,
                          float *out);
 void od__sum_rows_avx2(int rows, int cols, const float *x, size_t ld,
@@ -236,9 +240,6 @@ int od__conv2d_single_in(const od_conv2d_shape *s);
 void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
                               const float *x, const float *w,
                               const float *bias, float *y);
-/* Sum of squares of x[0..n): float within blocks of 1024, double across
- * them (conv.c's per-example norms). */
-double od__sumsq_blocks_avx512(size_t n, const float *x);
 
 /* The lowering per ISA: same results bit for bit (copies and single
  * additions in the same order). */

@@ -32,39 +32,66 @@ void od_row_sqnorm_ref(int rows, int cols, const float *x, float *out)
 }
 
 /* ---- Pairwise sums -----------------------------------------------------------
- * Blocks of up to OD__PAIR_LEAF elements are summed left to right in double;
- * larger ranges split at the midpoint rounded down to a multiple of the leaf,
- * so the tree depends only on n. */
-#define OD__PAIR_LEAF ((size_t)64)
+ * Blocks of up to OD__PAIR_LEAF elements are leaves, summed in double over
+ * 32 interleaved lanes (element i to lane i % 32), the lanes then folded as
+ * ((l + (l+8)) + ((l+16) + (l+24))) for l < 8 and those 8 added in order,
+ * then the last n % 32 elements left to right: an order that vector
+ * registers follow exactly, where one running sum would serialise. Larger
+ * ranges split at the midpoint rounded down to a multiple of the leaf, so
+ * the tree depends only on n. */
+#define OD__PAIR_LEAF ((size_t)256)
 
-static double od__pair_sum(size_t n, const float *x, int squares)
+double od__pair_leaf_portable(size_t n, const float *x, int squares)
 {
-    if (n <= OD__PAIR_LEAF) {
-        double acc = 0.0;
-        if (squares) {
-            for (size_t i = 0; i < n; i++)
-                acc += (double)x[i] * x[i];
-        } else {
-            for (size_t i = 0; i < n; i++)
-                acc += x[i];
-        }
-        return acc;
+    double lane[32] = {0};
+    size_t i = 0;
+    if (squares) {
+        for (; i + 32 <= n; i += 32)
+            for (int l = 0; l < 32; l++)
+                lane[l] += (double)x[i + l] * x[i + l];
+    } else {
+        for (; i + 32 <= n; i += 32)
+            for (int l = 0; l < 32; l++)
+                lane[l] += x[i + l];
     }
+    double acc = 0.0;
+    for (int l = 0; l < 8; l++)
+        acc += (lane[l] + lane[l + 8]) + (lane[l + 16] + lane[l + 24]);
+    for (; i < n; i++)
+        acc += squares ? (double)x[i] * x[i] : (double)x[i];
+    return acc;
+}
+
+typedef double (*od__pair_leaf_fn)(size_t n, const float *x, int squares);
+
+static double od__pair_sum(size_t n, const float *x, int squares,
+                           od__pair_leaf_fn leaf)
+{
+    if (n <= OD__PAIR_LEAF)
+        return leaf(n, x, squares);
     size_t half = (n / 2 + OD__PAIR_LEAF - 1) / OD__PAIR_LEAF * OD__PAIR_LEAF;
     if (half >= n)
         half = n - OD__PAIR_LEAF;
-    return od__pair_sum(half, x, squares) +
-           od__pair_sum(n - half, x + half, squares);
+    return od__pair_sum(half, x, squares, leaf) +
+           od__pair_sum(n - half, x + half, squares, leaf);
+}
+
+/* The leaves give the same bits on every ISA (same lanes, same order, a
+ * product then a sum), so od_sum and od_sumsq do too. */
+static od__pair_leaf_fn od__pair_leaf(void)
+{
+    return od_cpu_isa() == OD_ISA_AVX512 ? od__pair_leaf_avx512
+                                         : od__pair_leaf_portable;
 }
 
 double od_sum(size_t n, const float *x)
 {
-    return n ? od__pair_sum(n, x, 0) : 0.0;
+    return n ? od__pair_sum(n, x, 0, od__pair_leaf()) : 0.0;
 }
 
 double od_sumsq(size_t n, const float *x)
 {
-    return n ? od__pair_sum(n, x, 1) : 0.0;
+    return n ? od__pair_sum(n, x, 1, od__pair_leaf()) : 0.0;
 }
 
 /* ---- Optimised ------------------------------------------------------------- */

@@ -58,6 +58,30 @@ OD__T void od__add_bias_rows_avx512(int rows, int cols, float *x, size_t ld,
     }
 }
 
+/* od__pair_leaf_portable on four registers of 8 doubles: register r lane
+ * l holds lane 8r + l there, and every step is the same product then sum,
+ * so the bits agree. */
+OD__T double od__pair_leaf_avx512(size_t n, const float *x, int squares)
+{
+    __m512d a[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(),
+                    _mm512_setzero_pd(), _mm512_setzero_pd()};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int r = 0; r < 4; r++) {
+            __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8 * r));
+            a[r] = _mm512_add_pd(a[r], squares ? _mm512_mul_pd(v, v) : v);
+        }
+    double lane[8];
+    _mm512_storeu_pd(lane, _mm512_add_pd(_mm512_add_pd(a[0], a[1]),
+                                         _mm512_add_pd(a[2], a[3])));
+    double sum = 0.0;
+    for (int l = 0; l < 8; l++)
+        sum += lane[l];
+    for (; i < n; i++)
+        sum += squares ? (double)x[i] * x[i] : (double)x[i];
+    return sum;
+}
+
 #else
 
 void od__sum_rows_avx512(int rows, int cols, const float *x, size_t ld,
@@ -72,6 +96,11 @@ void od__add_bias_rows_avx512(int rows, int cols, float *x, size_t ld,
 {
     (void)rows, (void)cols, (void)x, (void)ld, (void)bias;
     OD_ASSERT(!"AVX-512 path on a non-x86-64 build");
+}
+
+double od__pair_leaf_avx512(size_t n, const float *x, int squares)
+{
+    return od__pair_leaf_portable(n, x, squares);
 }
 
 #endif

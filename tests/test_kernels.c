@@ -918,8 +918,8 @@ static void test_sum_rows_same_on_every_path(void **state)
 static void test_sum_pairwise(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {0, 1, 2, 63, 64, 65, 127, 128, 129, 1000,
-                                   4097, 100003};
+    static const size_t sizes[] = {0, 1, 2, 31, 33, 63, 64, 65, 127, 128,
+                                   129, 255, 256, 257, 1000, 4097, 100003};
     od_rng r;
     od_rng_seed(&r, 29, 11);
     float *x = falloc(100003);
@@ -935,6 +935,14 @@ static void test_sum_pairwise(void **state)
         /* Pairwise in double: error well below 1e-12 of the absolute sum. */
         assert_true(fabsl(od_sum(n, x) - s) <= 1e-12L * (a + 1e-300L));
         assert_true(fabsl(od_sumsq(n, x) - q) <= 1e-12L * (q + 1e-300L));
+        /* The same bits on every instruction set. */
+        double sum = od_sum(n, x), sumsq = od_sumsq(n, x);
+        for (int isa = 0; isa < isa_count(); isa++) {
+            od_cpu_set_isa((od_isa)isa);
+            assert_true(od_sum(n, x) == sum);
+            assert_true(od_sumsq(n, x) == sumsq);
+        }
+        od_cpu_set_isa(od_cpu_isa_detected());
     }
     /* Cancellation that a float accumulator would lose entirely. */
     float c[3] = {1e8f, 1.0f, -1e8f};
