@@ -331,6 +331,7 @@ static od_status od__setup(od__run *s, od_run_result *r)
     wo.test_subset = (int)c->test_subset;
     wo.seed = (uint64_t)c->seed;
     wo.quiet = !od_log_enabled(OD_LOG_INFO);
+    wo.threads = (int)c->threads;
     OD_TRY(s->wl->load(&wo, &s->train, &s->test));
     if (s->train.n == 0)
         return od_fail(OD_ERR_INVALID, "workload %s has no training samples",

@@ -829,8 +829,9 @@ od_status od_fmnist_scatter_load(const od_workload_opts *opts,
     OD_TRY(od_fmnist_load(opts->data_dir, opts->train_subset,
                           opts->test_subset, &raw_train, &raw_test));
 
-    /* Host threads: the machine's cores, at most 8. */
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Host threads: the run's, or the machine's cores; at most 8. */
+    long ncpu = opts->threads > 0 ? opts->threads
+                                  : sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
 
     od_scatter *s = NULL;

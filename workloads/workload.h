@@ -25,6 +25,9 @@ typedef struct od_workload_opts {
     uint64_t seed;
     /* Nonzero: no progress lines on stderr while loading (a quiet run). */
     int quiet;
+    /* Host threads a loader that computes features may use; 0: the
+     * machine's cores. */
+    int threads;
 } od_workload_opts;
 
 typedef struct od_workload od_workload;
