@@ -19,7 +19,7 @@ jobs=${ONDEV_JOBS:-$(nproc 2>/dev/null || echo 2)}
 packages=(
   build-essential cmake pkg-config git
   zlib1g-dev libyaml-dev libcmocka-dev libfftw3-dev
-  libhwloc-dev hwloc libpapi-dev papi-tools libhdf5-dev libsodium-dev
+  libhwloc-dev hwloc libpapi-dev papi-tools libhdf5-dev libsodium-dev libssl-dev
   gnuplot-nox python3 python3-h5py python3-numpy
   dataset-fashion-mnist bible-kjv bible-kjv-text
 )

@@ -105,7 +105,7 @@ od_status od_attack_run(od_model *m, const od_tensor *x, int32_t label,
         for (int k = 0; k < m->nparams; k++) {
             od_param *p = m->params[k];
             if (p->trainable && p->grad.data)
-                od_noise_add(&g, m->ctx->pool, 0, (uint32_t)k, std,
+                od_noise_add(&g, m->ctx->pool, 0, (uint32_t)k, std, 1.0f,
                              p->grad.data, p->grad.size);
         }
     }

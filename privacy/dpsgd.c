@@ -225,10 +225,11 @@ od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
         if (!p->trainable || !p->grad.data)
             continue;
         if (std > 0)
-            od_noise_add(&d->noise, ctx->pool, step, (uint32_t)k, std,
+            od_noise_add(&d->noise, ctx->pool, step, (uint32_t)k, std, inv,
                          p->grad.data, p->grad.size);
-        for (size_t i = 0; i < p->grad.size; i++)
-            p->grad.data[i] *= inv;
+        else
+            for (size_t i = 0; i < p->grad.size; i++)
+                p->grad.data[i] *= inv;
         elems += (double)p->grad.size;
     }
     od_trace_add(ctx->trace, OD_OP_RNG, OD_PHASE_BACKWARD,

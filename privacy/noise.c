@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "engine/cpu.h"
 
 #define OD__CHUNK 4096                 /* values per keystream range */
-#define OD__WORDS (OD__CHUNK + 256)    /* uniform words fetched at once */
+#define OD__SPARE 256                  /* spare words fetched at once */
 #define OD__CHUNK_BLOCKS_LOG2 20       /* 64-byte blocks per chunk range */
 #define OD__ZIG_R 3.442619855899       /* start of the tail, 128 layers */
 #define OD__ZIG_V 9.91256303526217e-3  /* area of each layer */
@@ -22,7 +23,7 @@ od_status od_noise_init(od_noise *g, uint64_t seed)
         return od_fail(OD_ERR_UNSUPPORTED, "libsodium failed to initialise;"
                        " DP noise is unavailable");
     memset(g, 0, sizeof *g);
-    unsigned char msg[24] = "ondev dp noise v1";
+    unsigned char msg[24] = "ondev dp noise v2";
     for (int i = 0; i < 8; i++)
         msg[16 + i] = (unsigned char)(seed >> (8 * i));
     crypto_generichash(g->key, sizeof g->key, msg, sizeof msg, NULL, 0);
@@ -48,28 +49,39 @@ od_status od_noise_init(od_noise *g, uint64_t seed)
     return OD_OK;
 }
 
-/* A chunk's supply of uniform 32-bit words from its keystream range. */
+/* A supply of uniform 32-bit words: a range of ChaCha20 keystream blocks
+ * under the key, with the 64-bit block counter in state words 12-13 and
+ * the 64-bit nonce in words 14-15 (the original ChaCha20 layout, which is
+ * OpenSSL's 16-byte IV read as counter then nonce). */
 typedef struct od__words {
-    const od_noise *g;
-    unsigned char nonce[8];
+    EVP_CIPHER_CTX *ctx;
+    const unsigned char *nonce;
     uint64_t block;                    /* next keystream block */
-    uint32_t w[OD__WORDS];
-    int pos;
+    uint32_t *w;
+    int pos, len;
 } od__words;
 
 static void od__words_refill(od__words *s)
 {
-    memset(s->w, 0, sizeof s->w);
-    crypto_stream_chacha20_xor_ic((unsigned char *)s->w,
-                                  (const unsigned char *)s->w, sizeof s->w,
-                                  s->nonce, s->block, s->g->key);
-    s->block += sizeof s->w / 64;
+    unsigned char iv[16];
+    for (int i = 0; i < 8; i++) {
+        iv[i] = (unsigned char)(s->block >> (8 * i));
+        iv[8 + i] = s->nonce[i];
+    }
+    int bytes = s->len * (int)sizeof *s->w, out = 0;
+    memset(s->w, 0, (size_t)bytes);
+    /* Only an allocation failure inside OpenSSL can make these fail. */
+    OD_ASSERT(EVP_EncryptInit_ex(s->ctx, NULL, NULL, NULL, iv) == 1);
+    OD_ASSERT(EVP_EncryptUpdate(s->ctx, (unsigned char *)s->w, &out,
+                                (const unsigned char *)s->w, bytes) == 1
+              && out == bytes);
+    s->block += (uint64_t)bytes / 64;
     s->pos = 0;
 }
 
 static inline uint32_t od__word(od__words *s)
 {
-    if (s->pos == OD__WORDS)
+    if (s->pos == s->len)
         od__words_refill(s);
     return s->w[s->pos++];
 }
@@ -80,22 +92,28 @@ static inline double od__uni(od__words *s)
     return ((double)od__word(s) + 0.5) * (1.0 / 4294967296.0);
 }
 
-/* The slow path: the wedge of layer iz, or the tail beyond R. */
-static float od__zig_fix(const od_noise *g, od__words *s, int32_t hz, int iz)
+/* The slow path of a sample whose word (hz, iz) failed the fast test,
+ * with further words from s: the tail beyond R for layer 0, else the
+ * wedge test of layer iz (skipped when the caller has made it and it
+ * failed), and on failure a fresh word. */
+static float od__zig_slow(const od_noise *g, od__words *s, int32_t hz, int iz,
+                          int wedge_failed)
 {
-    for (;;) {
-        double x = (double)hz * g->wn[iz];
+    for (;; wedge_failed = 0) {
         if (iz == 0) {
-            double y;
+            double x, y;
             do {
                 x = -log(od__uni(s)) / OD__ZIG_R;
                 y = -log(od__uni(s));
             } while (y + y < x * x);
             return (float)(hz > 0 ? OD__ZIG_R + x : -OD__ZIG_R - x);
         }
-        if (g->fn[iz] + od__uni(s) * (g->fn[iz - 1] - g->fn[iz])
-            < exp(-0.5 * x * x))
-            return (float)x;
+        if (!wedge_failed) {
+            double x = (double)hz * g->wn[iz];
+            if (g->fn[iz] + od__uni(s) * (g->fn[iz - 1] - g->fn[iz])
+                < exp(-0.5 * x * x))
+                return (float)x;
+        }
         uint32_t u = od__word(s);
         iz = (int)(u & 127);
         hz = (int32_t)u >> 7;
@@ -104,33 +122,92 @@ static float od__zig_fix(const od_noise *g, od__words *s, int32_t hz, int iz)
     }
 }
 
-static inline float od__normal(const od_noise *g, od__words *s)
+/* e^t for t in [-6, 0], the range of the wedge test (t = -x^2 / 2 with
+ * x < R): t = n ln 2 + r with |r| <= ln 2 / 2, a degree-7 Taylor
+ * polynomial in r (truncation below 6e-9 relative), scaled by 2^n. Every
+ * step is a correctly rounded operation (fmaf), so the AVX-512 version
+ * below gives the same bits. */
+static inline float od__exp_wedge(float t)
 {
-    uint32_t u = od__word(s);
-    int iz = (int)(u & 127);      /* layer: the low 7 bits */
-    int32_t hz = (int32_t)u >> 7; /* value: the high 25 bits, signed */
-    if ((uint32_t)abs(hz) < g->kn[iz])
-        return (float)hz * g->wn[iz];
-    return od__zig_fix(g, s, hz, iz);
+    float n = nearbyintf(t * 1.44269504f);
+    float r = fmaf(n, -0.693145751953125f, t);        /* ln 2, high part */
+    r = fmaf(n, -1.42860677e-6f, r);                  /* ln 2, low part */
+    float p = 1.0f / 5040;
+    p = fmaf(p, r, 1.0f / 720);
+    p = fmaf(p, r, 1.0f / 120);
+    p = fmaf(p, r, 1.0f / 24);
+    p = fmaf(p, r, 1.0f / 6);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    union { uint32_t u; float f; } two_n = {(uint32_t)((int)n + 127) << 23};
+    return p * two_n.f;
+}
+
+/* Pass one over a chunk: each sample whose word passes the ziggurat's
+ * fast test is written (x = scale (x + std z) when adding, else
+ * x = std z), and the others are listed in bad[], in order. Returns the
+ * number listed. */
+static int od__fast_pass(const od_noise *g, const uint32_t *u, float std,
+                         float scale, float *x, int n, int add, int *bad)
+{
+    int nb = 0;
+    for (int i = 0; i < n; i++) {
+        int iz = (int)(u[i] & 127);      /* layer: the low 7 bits */
+        int32_t hz = (int32_t)u[i] >> 7; /* value: the high 25 bits, signed */
+        if ((uint32_t)abs(hz) < g->kn[iz]) {
+            float r = std * ((float)hz * g->wn[iz]);
+            x[i] = add ? (x[i] + r) * scale : r;
+        } else {
+            bad[nb++] = i;
+        }
+    }
+    return nb;
+}
+
+/* Pass two, for the samples pass one listed (bad[0, nb)): each in the
+ * wedge of a layer (iz > 0) takes one word of its own, v[b], for the
+ * wedge test in single precision; those accepted are written, and the
+ * rest, with the samples in the tail (iz = 0), are listed in later[], in
+ * order. Returns the number listed. */
+static int od__wedge_pass(const od_noise *g, const uint32_t *u,
+                          const int *bad, int nb, const uint32_t *v,
+                          float std, float scale, float *x, int add,
+                          int *later)
+{
+    int nl = 0;
+    for (int b = 0; b < nb; b++) {
+        uint32_t w = u[bad[b]];
+        int iz = (int)(w & 127);
+        float xv = (float)((int32_t)w >> 7) * g->wn[iz];
+        float h = ((float)(v[b] >> 8) + 0.5f) * 0x1p-24f;
+        if (iz > 0 && g->fn[iz] + h * (g->fn[iz - 1] - g->fn[iz])
+                          < od__exp_wedge(-0.5f * xv * xv)) {
+            float r = std * xv;
+            float *xi = x + bad[b];
+            *xi = add ? (*xi + r) * scale : r;
+        } else {
+            later[nl++] = b;
+        }
+    }
+    return nl;
 }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* Samples [k, hi) of a chunk, 16 words at a time: the lanes up to the
- * first whose word fails the ziggurat's fast test are written at once,
- * and that lane then takes od__normal's slow path from its own word, as
- * the scalar loop would. The same words feed the same samples and the
- * same float operations (the product, then std times it, then the
- * addition), so the values equal the scalar loop's bit for bit. Returns
- * the sample reached (the rest, fewer than 16, are left to the caller). */
+/* od__fast_pass 16 words at a time, with the same float operations in the
+ * same order, so that the values and the list equal the scalar pass's bit
+ * for bit; the samples past the last multiple of 16 go the scalar way. */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-static size_t od__fill_fast_avx512(const od_noise *g, od__words *s,
-                                   float std, float *x, size_t k, size_t hi,
-                                   int add)
+static int od__fast_pass_avx512(const od_noise *g, const uint32_t *u,
+                                float std, float scale, float *x, int n,
+                                int add, int *bad)
 {
     const __m512i low7 = _mm512_set1_epi32(127);
-    const __m512 sv = _mm512_set1_ps(std);
+    const __m512 sv = _mm512_set1_ps(std), cv = _mm512_set1_ps(scale);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                           11, 12, 13, 14, 15);
     /* The 128-entry tables in registers, looked up 32 entries at a time
      * by two-table permutes (cheaper than gathers). */
     __m512i kt[8];
@@ -139,17 +216,11 @@ static size_t od__fill_fast_avx512(const od_noise *g, od__words *s,
         kt[t] = _mm512_loadu_si512(g->kn + 16 * t);
         wt[t] = _mm512_loadu_ps(g->wn + 16 * t);
     }
-    while (k + 16 <= hi) {
-        if (s->pos + 16 > OD__WORDS) {
-            /* Across a refill: one sample the scalar way. */
-            float v = std * od__normal(g, s);
-            x[k] = add ? x[k] + v : v;
-            k++;
-            continue;
-        }
-        __m512i u = _mm512_loadu_si512(s->w + s->pos);
-        __m512i iz = _mm512_and_si512(u, low7);       /* layer */
-        __m512i hz = _mm512_srai_epi32(u, 7);         /* signed value */
+    int k = 0, nb = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m512i w = _mm512_loadu_si512(u + k);
+        __m512i iz = _mm512_and_si512(w, low7);       /* layer */
+        __m512i hz = _mm512_srai_epi32(w, 7);         /* signed value */
         /* Entries 32q..32q+31 from tables 2q, 2q+1; bits 5 and 6 of the
          * layer pick q. */
         __mmask16 b5 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(32));
@@ -171,28 +242,104 @@ static size_t od__fill_fast_avx512(const od_noise *g, od__words *s,
         __m512 v = _mm512_mul_ps(
             sv, _mm512_mul_ps(_mm512_cvtepi32_ps(hz),
                               _mm512_mask_blend_ps(b6, w01, w23)));
-        int f = ok == 0xffff ? 16 : __builtin_ctz(~(unsigned)ok);
-        __mmask16 take = (__mmask16)((1u << f) - 1u);
         if (add)
-            v = _mm512_add_ps(_mm512_maskz_loadu_ps(take, x + k), v);
-        _mm512_mask_storeu_ps(x + k, take, v);
-        s->pos += f;
-        k += (size_t)f;
-        if (f < 16) {
-            float w = std * od__normal(g, s);
-            x[k] = add ? x[k] + w : w;
-            k++;
-        }
+            v = _mm512_mul_ps(
+                _mm512_add_ps(_mm512_maskz_loadu_ps(ok, x + k), v), cv);
+        _mm512_mask_storeu_ps(x + k, ok, v);
+        /* The failing lanes' indices, packed to the front; bad[] has room
+         * for a whole vector past its count. */
+        __mmask16 no = (__mmask16)~ok;
+        _mm512_storeu_si512(bad + nb, _mm512_maskz_compress_epi32(
+                                          no, _mm512_add_epi32(
+                                                  lane, _mm512_set1_epi32(k))));
+        nb += __builtin_popcount((unsigned)no);
     }
-    return k;
+    int rest = od__fast_pass(g, u + k, std, scale, x + k, n - k, add,
+                             bad + nb);
+    for (int i = 0; i < rest; i++)
+        bad[nb + i] += k;
+    return nb + rest;
+}
+
+/* od__wedge_pass 16 listed samples at a time, with the same operations in
+ * the same order (gathers for the words and tables, scatters for the
+ * values), the rest the scalar way. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static int od__wedge_pass_avx512(const od_noise *g, const uint32_t *u,
+                                 const int *bad, int nb, const uint32_t *v,
+                                 float std, float scale, float *x, int add,
+                                 int *later)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                           11, 12, 13, 14, 15);
+    const __m512i one = _mm512_set1_epi32(1);
+    int b = 0, nl = 0;
+    for (; b + 16 <= nb; b += 16) {
+        __m512i at = _mm512_loadu_si512(bad + b);
+        __m512i w = _mm512_i32gather_epi32(at, (const void *)u, 4);
+        __m512i iz = _mm512_and_si512(w, _mm512_set1_epi32(127));
+        __m512 xv = _mm512_mul_ps(
+            _mm512_cvtepi32_ps(_mm512_srai_epi32(w, 7)),
+            _mm512_i32gather_ps(iz, g->wn, 4));
+        __m512 h = _mm512_mul_ps(
+            _mm512_add_ps(
+                _mm512_cvtepi32_ps(_mm512_srli_epi32(
+                    _mm512_loadu_si512(v + b), 8)),
+                _mm512_set1_ps(0.5f)),
+            _mm512_set1_ps(0x1p-24f));
+        __m512 f = _mm512_i32gather_ps(iz, g->fn, 4);
+        __m512 fm = _mm512_i32gather_ps(
+            _mm512_max_epi32(_mm512_sub_epi32(iz, one), _mm512_setzero_si512()),
+            g->fn, 4);
+        __m512 lhs = _mm512_add_ps(f, _mm512_mul_ps(h, _mm512_sub_ps(fm, f)));
+        /* od__exp_wedge(-x^2 / 2). */
+        __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), xv), xv);
+        __m512 n = _mm512_roundscale_ps(
+            _mm512_mul_ps(t, _mm512_set1_ps(1.44269504f)),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), t);
+        r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.42860677e-6f), r);
+        __m512 p = _mm512_set1_ps(1.0f / 5040);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+        __m512 e = _mm512_mul_ps(
+            p, _mm512_castsi512_ps(_mm512_slli_epi32(
+                   _mm512_add_epi32(_mm512_cvtps_epi32(n),
+                                    _mm512_set1_epi32(127)), 23)));
+        __mmask16 ok = _mm512_cmplt_ps_mask(lhs, e)
+                       & _mm512_cmpgt_epi32_mask(iz, _mm512_setzero_si512());
+        __m512 val = _mm512_mul_ps(_mm512_set1_ps(std), xv);
+        if (add)
+            val = _mm512_mul_ps(
+                _mm512_add_ps(_mm512_mask_i32gather_ps(
+                                  _mm512_setzero_ps(), ok, at, x, 4), val),
+                _mm512_set1_ps(scale));
+        _mm512_mask_i32scatter_ps(x, ok, at, val, 4);
+        __mmask16 no = (__mmask16)~ok;
+        _mm512_storeu_si512(later + nl, _mm512_maskz_compress_epi32(
+                                            no, _mm512_add_epi32(
+                                                    lane, _mm512_set1_epi32(b))));
+        nl += __builtin_popcount((unsigned)no);
+    }
+    int rest = od__wedge_pass(g, u, bad + b, nb - b, v + b, std, scale, x,
+                              add, later + nl);
+    for (int i = 0; i < rest; i++)
+        later[nl + i] += b;
+    return nl + rest;
 }
 #endif
 
 typedef struct od__fill_job {
     const od_noise *g;
-    uint64_t stream;
+    EVP_CIPHER_CTX **ctx;              /* one per worker */
+    unsigned char nonce[8];
     uint32_t substream;
-    float std;
+    float std, scale;
     float *x;
     size_t n;
     int add;
@@ -200,53 +347,98 @@ typedef struct od__fill_job {
 
 static void od__fill_chunk(void *arg, int task, int worker)
 {
-    (void)worker;
     const od__fill_job *j = arg;
-    od__words s;
-    s.g = j->g;
-    for (int i = 0; i < 8; i++)
-        s.nonce[i] = (unsigned char)(j->stream >> (8 * i));
-    s.block = ((uint64_t)j->substream << 44)
-              | ((uint64_t)task << OD__CHUNK_BLOCKS_LOG2);
-    od__words_refill(&s);
-
+    /* The chunk's 2^20 blocks: its words, one per sample, from the first;
+     * one per wedge test from a quarter on; the spare words of the slow
+     * path from the middle on. */
+    uint64_t base = ((uint64_t)j->substream << 44)
+                    | ((uint64_t)task << OD__CHUNK_BLOCKS_LOG2);
+    uint32_t words[OD__CHUNK], wedge_w[OD__CHUNK], spare_w[OD__SPARE];
+    int bad[OD__CHUNK + 16], later[OD__CHUNK + 16];
     size_t lo = (size_t)task * OD__CHUNK;
-    size_t hi = lo + OD__CHUNK < j->n ? lo + OD__CHUNK : j->n;
-    float *x = j->x;
-    size_t k = lo;
+    int n = (int)(lo + OD__CHUNK < j->n ? OD__CHUNK : j->n - lo);
+    /* Whole blocks of 16 words: the chunk's last block may be partly used. */
+    od__words main = {j->ctx[worker], j->nonce, base, words, 0, (n + 15) & ~15};
+    od__words spare = {j->ctx[worker], j->nonce,
+                       base + ((uint64_t)1 << (OD__CHUNK_BLOCKS_LOG2 - 1)),
+                       spare_w, OD__SPARE, OD__SPARE};
+    od__words_refill(&main);
+
+    const od_noise *g = j->g;
+    float *x = j->x + lo, std = j->std, scale = j->scale;
+    int nb;
 #if defined(__x86_64__)
     if (od_cpu_isa() == OD_ISA_AVX512)
-        k = od__fill_fast_avx512(j->g, &s, j->std, x, lo, hi, j->add);
-#endif
-    if (j->add)
-        for (; k < hi; k++)
-            x[k] += j->std * od__normal(j->g, &s);
+        nb = od__fast_pass_avx512(g, words, std, scale, x, n, j->add, bad);
     else
-        for (; k < hi; k++)
-            x[k] = j->std * od__normal(j->g, &s);
+#endif
+        nb = od__fast_pass(g, words, std, scale, x, n, j->add, bad);
+    if (nb == 0)
+        return;
+    /* Pass two: the wedge tests, a word each from the chunk's wedge range. */
+    od__words wedge = {j->ctx[worker], j->nonce,
+                       base + ((uint64_t)1 << (OD__CHUNK_BLOCKS_LOG2 - 2)),
+                       wedge_w, 0, (nb + 15) & ~15};
+    od__words_refill(&wedge);
+    int nl;
+#if defined(__x86_64__)
+    if (od_cpu_isa() == OD_ISA_AVX512)
+        nl = od__wedge_pass_avx512(g, words, bad, nb, wedge_w, std, scale, x,
+                                   j->add, later);
+    else
+#endif
+        nl = od__wedge_pass(g, words, bad, nb, wedge_w, std, scale, x, j->add,
+                            later);
+    /* Pass three, in order: the tail, and a fresh word for each sample
+     * whose wedge test failed, with the words of the spare range. */
+    for (int l = 0; l < nl; l++) {
+        int i = bad[later[l]];
+        int iz = (int)(words[i] & 127);
+        float r = std * od__zig_slow(g, &spare, (int32_t)words[i] >> 7, iz,
+                                     iz > 0);
+        x[i] = j->add ? (x[i] + r) * scale : r;
+    }
 }
 
 static void od__fill(const od_noise *g, od_pool *pool, uint64_t stream,
-                     uint32_t substream, float std, float *x, size_t n,
-                     int add)
+                     uint32_t substream, float std, float scale, float *x,
+                     size_t n, int add)
 {
     /* 2^24 chunks of 2^20 blocks each fit below the substream's bits. */
     OD_ASSERT(n / OD__CHUNK < ((size_t)1 << 24));
     OD_ASSERT(substream < (1u << 20));
-    od__fill_job j = {g, stream, substream, std, x, n, add};
     int chunks = (int)((n + OD__CHUNK - 1) / OD__CHUNK);
-    if (chunks > 0)
-        od_pool_run(chunks > 1 ? pool : NULL, chunks, od__fill_chunk, &j);
+    if (chunks == 0)
+        return;
+    if (chunks == 1)
+        pool = NULL;
+    int workers = od_pool_threads(pool);
+    EVP_CIPHER_CTX **ctx = malloc((size_t)workers * sizeof *ctx);
+    OD_ASSERT(ctx != NULL);
+    od__fill_job j = {g, ctx, {0}, substream, std, scale, x, n, add};
+    for (int i = 0; i < 8; i++)
+        j.nonce[i] = (unsigned char)(stream >> (8 * i));
+    for (int w = 0; w < workers; w++) {
+        ctx[w] = EVP_CIPHER_CTX_new();
+        OD_ASSERT(ctx[w] != NULL);
+        OD_ASSERT(EVP_EncryptInit_ex(ctx[w], EVP_chacha20(), NULL, g->key,
+                                     NULL) == 1);
+    }
+    od_pool_run(pool, chunks, od__fill_chunk, &j);
+    for (int w = 0; w < workers; w++)
+        EVP_CIPHER_CTX_free(ctx[w]);
+    free(ctx);
 }
 
 void od_noise_fill(const od_noise *g, od_pool *pool, uint64_t stream,
                    uint32_t substream, float std, float *out, size_t n)
 {
-    od__fill(g, pool, stream, substream, std, out, n, 0);
+    od__fill(g, pool, stream, substream, std, 1.0f, out, n, 0);
 }
 
 void od_noise_add(const od_noise *g, od_pool *pool, uint64_t stream,
-                  uint32_t substream, float std, float *x, size_t n)
+                  uint32_t substream, float std, float scale, float *x,
+                  size_t n)
 {
-    od__fill(g, pool, stream, substream, std, x, n, 1);
+    od__fill(g, pool, stream, substream, std, scale, x, n, 1);
 }

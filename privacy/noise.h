@@ -1,16 +1,20 @@
 /* Gaussian noise for differential privacy from a cryptographic stream.
  *
- * The uniform bits are libsodium's ChaCha20 keystream under a 256-bit key
- * derived from a 64-bit seed (BLAKE2b of a label and the seed), so a seed
- * makes a run reproducible while the noise stays unpredictable to anyone
- * without it. Normals come from the ziggurat method (Marsaglia & Tsang
- * 2000, 128 layers) with the layer index and the value taken from disjoint
- * bits of each 32-bit word.
+ * The uniform bits are the ChaCha20 keystream (OpenSSL's, the fastest on
+ * hand) under a 256-bit key derived from a 64-bit seed (libsodium's
+ * BLAKE2b of a label and the seed), so a seed makes a run reproducible
+ * while the noise stays unpredictable to anyone without it. Normals come
+ * from the ziggurat method (Marsaglia & Tsang 2000, 128 layers) with the
+ * layer index and the value taken from disjoint bits of each 32-bit word.
  *
  * Noise is addressed, not sequential: a fill is named by a stream (e.g. the
  * training step) and a substream (e.g. the parameter's index), and split
- * into fixed chunks of 4096 values, each with its own keystream range. The
- * result is therefore the same for any number of threads. */
+ * into fixed chunks of 4096 values, each with its own keystream range.
+ * Within a chunk, value i comes from word i of the range; the rare words
+ * that fail the ziggurat's fast test (about 1 in 80) draw what their slow
+ * path needs from a spare part of the range, in order of i. The result is
+ * therefore the same for any number of threads and any instruction set,
+ * and the values need not be drawn one after another. */
 #ifndef ONDEV_PRIVACY_NOISE_H
 #define ONDEV_PRIVACY_NOISE_H
 
@@ -35,9 +39,11 @@ od_status od_noise_init(od_noise *g, uint64_t seed);
 void od_noise_fill(const od_noise *g, od_pool *pool, uint64_t stream,
                    uint32_t substream, float std, float *out, size_t n);
 
-/* x[0..n) += std * N(0, 1) draws of (stream, substream); the draws are
- * those od_noise_fill would write. */
+/* x[i] = scale * (x[i] + std z_i) for i in [0, n), with z the N(0, 1)
+ * draws of (stream, substream) that od_noise_fill would write (scale 1
+ * adds them exactly). */
 void od_noise_add(const od_noise *g, od_pool *pool, uint64_t stream,
-                  uint32_t substream, float std, float *x, size_t n);
+                  uint32_t substream, float std, float scale, float *x,
+                  size_t n);
 
 #endif

@@ -561,7 +561,7 @@ static void test_noise_distribution(void **state)
 
     /* Adding gives the same draws. */
     memset(y, 0, N * sizeof *y);
-    od_noise_add(&g, f->pool, 77, 3, (float)sd, y, N);
+    od_noise_add(&g, f->pool, 77, 3, (float)sd, 1.0f, y, N);
     assert_memory_equal(x, y, N * sizeof *x);
 
     /* Every instruction set draws the same values bit for bit (the
@@ -573,12 +573,12 @@ static void test_noise_distribution(void **state)
         y[i] = z[i] = 0.25f * (float)(i % 7) - 0.5f;
     od_cpu_set_isa(OD_ISA_PORTABLE);
     od_noise_fill(&g, f->pool, 79, 5, (float)sd, x, N);
-    od_noise_add(&g, f->pool, 79, 6, (float)sd, y, N);
+    od_noise_add(&g, f->pool, 79, 6, (float)sd, 0.75f, y, N);
     od_cpu_set_isa(od_cpu_isa_detected());
     float *x2 = malloc(N * sizeof *x2);
     assert_non_null(x2);
     od_noise_fill(&g, f->pool, 79, 5, (float)sd, x2, N);
-    od_noise_add(&g, f->pool, 79, 6, (float)sd, z, N);
+    od_noise_add(&g, f->pool, 79, 6, (float)sd, 0.75f, z, N);
     assert_memory_equal(x, x2, N * sizeof *x);
     assert_memory_equal(y, z, N * sizeof *y);
     free(x);
