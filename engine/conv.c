@@ -562,6 +562,18 @@ static void od__bwd_weight_task(void *ctx_, int task, int worker)
     od__bwd_weight_chunk(ctx_, task, worker);
 }
 
+void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy,
+                         const float *scale, float *db)
+{
+    size_t plane = (size_t)od_conv2d_out_h(s) * (size_t)od_conv2d_out_w(s);
+    for (int i = 0; i < s->n; i++)
+        for (int co = 0; co < s->c_out; co++) {
+            float g = od__sum_lanes(
+                plane, dy + ((size_t)i * s->c_out + co) * plane);
+            db[co] += scale ? scale[i] * g : g;
+        }
+}
+
 void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
                                const float *x, const float *dy, float *dw,
                                float *db, float *scratch)

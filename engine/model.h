@@ -60,6 +60,12 @@ typedef struct od_layer_vtbl {
      * from example i's loss alone. Leaves parameter gradients untouched. */
     od_status (*grad_sqnorm)(od_layer *l, od_ctx *ctx, const od_tensor *dy,
                              float *sqnorm);
+    /* Optional (NULL: engine/pergrad.c scales dy's example rows and runs
+     * backward without dx). Adds to the parameter gradients the sum over
+     * examples i of scale[i] times example i's gradient, from the last
+     * forward and dy (N, ...); may overwrite dy. */
+    od_status (*scaled_backward)(od_layer *l, od_ctx *ctx, od_tensor *dy,
+                                 const float *scale);
 } od_layer_vtbl;
 
 #define OD_LAYER_MAX_PARAMS 8

@@ -210,22 +210,20 @@ od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
             scales[i] = s;
     }
 
-    /* Sweep 2: re-weight each layer's output gradient example by example
-     * and accumulate the parameter gradients. */
+    /* Sweep 2: the parameter gradients of each layer re-weighted example
+     * by example, by the layer's own route or by scaling its output
+     * gradient. */
     for (int li = first; li < m->nlayers; li++) {
         od_layer *l = m->layers[li];
         if (!od__layer_wanted(l))
             continue;
         od_tensor *dy = &dys[li];
-        size_t per = dy->size / (size_t)n;
-        for (int i = 0; i < n; i++) {
-            if (scale[i] == 1.0f)
-                continue;
-            float *row = dy->data + (size_t)i * per;
-            for (size_t k = 0; k < per; k++)
-                row[k] *= scale[i];
+        if (l->vt->scaled_backward) {
+            OD_TRY(l->vt->scaled_backward(l, ctx, dy, scale));
+        } else {
+            od_tensor_scale_rows(dy, scale);
+            OD_TRY(l->vt->backward(l, ctx, dy, NULL));
         }
-        OD_TRY(l->vt->backward(l, ctx, dy, NULL));
     }
     return OD_OK;
 }

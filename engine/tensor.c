@@ -93,6 +93,19 @@ int od_tensor_same_shape(const od_tensor *a, const od_tensor *b)
     return 1;
 }
 
+void od_tensor_scale_rows(od_tensor *t, const float *scale)
+{
+    size_t per = t->size / (size_t)t->dims[0];
+    for (int i = 0; i < t->dims[0]; i++) {
+        if (scale[i] == 1.0f)
+            continue;
+        float *row = t->data + (size_t)i * per;
+        const float s = scale[i];
+        for (size_t k = 0; k < per; k++)
+            row[k] *= s;
+    }
+}
+
 const char *od_tensor_shape_str(const od_tensor *t, char *buf, size_t len)
 {
     size_t off = 0;

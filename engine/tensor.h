@@ -36,6 +36,8 @@ od_tensor od_tensor_reshape(const od_tensor *t, int ndim, const int *dims);
 
 size_t od_shape_size(int ndim, const int *dims);
 int od_tensor_same_shape(const od_tensor *a, const od_tensor *b);
+/* Multiply each example (row along dims[0]) i of t by scale[i]. */
+void od_tensor_scale_rows(od_tensor *t, const float *scale);
 /* "(64, 1, 28, 28)" into buf. */
 const char *od_tensor_shape_str(const od_tensor *t, char *buf, size_t len);
 

@@ -120,7 +120,12 @@ static od_model *build(fixture *f, model_kind kind, int *ndim, int *dims,
         break;
     }
     case MODEL_CONV:
-        ADD(od_conv2d_create(&f->ctx, "conv", 2, 3, 3, 3, 2, 1, 1, L_));
+        /* The first convolution's output is larger than its input (the
+         * clipped sum scales the input), the second's smaller (it scales
+         * the output gradient). */
+        ADD(od_conv2d_create(&f->ctx, "wide", 2, 6, 3, 3, 1, 1, 1, L_));
+        ADD(od_activation_create("act0", OD_ACT_TANH, L_));
+        ADD(od_conv2d_create(&f->ctx, "conv", 6, 3, 3, 3, 2, 1, 1, L_));
         ADD(od_activation_create("act", OD_ACT_RELU, L_));
         ADD(od_maxpool2d_create("pool", 2, 2, L_));
         ADD(od_flatten_create("flat", L_));

@@ -100,20 +100,6 @@ static od_status od__conv2d_forward(od_layer *l, od_ctx *ctx,
 
 /* db (C_out) += sums of dy (N, C_out, OH, OW) over N, OH and OW; used when
  * the weight is frozen but the bias is not. */
-static void od__conv2d_bias_grad(const od_tensor *dy, float *db)
-{
-    int n = dy->dims[0], c = dy->dims[1];
-    size_t plane = (size_t)dy->dims[2] * dy->dims[3];
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < c; j++) {
-            const float *p = dy->data + ((size_t)i * c + j) * plane;
-            double acc = 0;
-            for (size_t k = 0; k < plane; k++)
-                acc += p[k];
-            db[j] += (float)acc;
-        }
-}
-
 static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
                                      const od_tensor *dy, od_tensor *dx)
 {
@@ -144,7 +130,7 @@ static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
         rd += (double)L->x.size + wsize;
         wr += wsize;
     } else if (od__wants_grad(b)) {
-        od__conv2d_bias_grad(dy, b->grad.data);
+        od_conv2d_bias_grad(&L->shape, dy->data, NULL, b->grad.data);
     }
     if (od__wants_grad(b)) {
         flops += (double)dy->size;
@@ -200,6 +186,50 @@ static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
     return OD_OK;
 }
 
+/* The clipped sum of engine/pergrad.c. The weight gradient is linear in
+ * the input as in the output gradient, so when the input is the smaller
+ * of the two (early layers: conv1 of fmnist-cnn has 784 inputs against
+ * 18 432 outputs per example) the input's rows are scaled, in a copy, and
+ * the bias gradient is summed example by example. */
+static od_status od__conv2d_scaled_backward(od_layer *l, od_ctx *ctx,
+                                           od_tensor *dy, const float *scale)
+{
+    od__conv2d *L = (od__conv2d *)l;
+    od_param *w = l->params[0];
+    od_param *b = L->has_bias ? l->params[1] : NULL;
+    if (L->x.size >= dy->size || !od__wants_grad(w)) {
+        od_tensor_scale_rows(dy, scale);
+        return od__conv2d_backward(l, ctx, dy, NULL);
+    }
+    OD_ASSERT(L->x.data); /* backward needs a forward first */
+    uint64_t t0 = od_now_ns();
+    OD_TRY(od__check_same(l, "output gradient", dy, L->y.ndim, L->y.dims));
+    size_t mark = od_arena_mark(ctx->arena);
+    od_tensor xs;
+    od_status st = od_tensor_alloc_uninit(ctx->arena, OD_MEM_SCRATCH, &xs,
+                                          L->x.ndim, L->x.dims);
+    float *scratch = NULL;
+    if (st == OD_OK)
+        st = od__conv2d_scratch(ctx, &L->shape, &scratch);
+    if (st != OD_OK) {
+        od_arena_release(ctx->arena, mark);
+        return st;
+    }
+    memcpy(xs.data, L->x.data, L->x.size * sizeof(float));
+    od_tensor_scale_rows(&xs, scale);
+    od_conv2d_backward_weight(ctx->pool, &L->shape, xs.data, dy->data,
+                              w->grad.data, NULL, scratch);
+    od_arena_release(ctx->arena, mark);
+
+    if (od__wants_grad(b))
+        od_conv2d_bias_grad(&L->shape, dy->data, scale, b->grad.data);
+    double macs = (double)dy->size * L->c_in * L->kh * L->kw;
+    od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * macs + 2.0 * L->x.size,
+             2.0 * (double)L->x.size + (double)dy->size,
+             (double)w->grad.size + (b ? (double)L->c_out : 0), t0);
+    return OD_OK;
+}
+
 /* PyTorch's nn.Conv2d: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
  * with fan_in = C_in * KH * KW. */
 static void od__conv2d_init(od_layer *l, od_rng *rng)
@@ -218,6 +248,7 @@ static void od__conv2d_destroy(od_layer *l)
 static const od_layer_vtbl od__conv2d_vtbl = {
     "conv2d", od__conv2d_out_shape, od__conv2d_forward, od__conv2d_backward,
     od__conv2d_init, od__conv2d_destroy, od__conv2d_grad_sqnorm,
+    od__conv2d_scaled_backward,
 };
 
 od_status od_conv2d_create(od_ctx *ctx, const char *name, int c_in, int c_out,
