@@ -358,11 +358,11 @@ static void od__fill_chunk(void *arg, int task, int worker)
     size_t lo = (size_t)task * OD__CHUNK;
     int n = (int)(lo + OD__CHUNK < j->n ? OD__CHUNK : j->n - lo);
     /* Whole blocks of 16 words: the chunk's last block may be partly used. */
-    od__words main = {j->ctx[worker], j->nonce, base, words, 0, (n + 15) & ~15};
+    od__words own = {j->ctx[worker], j->nonce, base, words, 0, (n + 15) & ~15};
     od__words spare = {j->ctx[worker], j->nonce,
                        base + ((uint64_t)1 << (OD__CHUNK_BLOCKS_LOG2 - 1)),
                        spare_w, OD__SPARE, OD__SPARE};
-    od__words_refill(&main);
+    od__words_refill(&own);
 
     const od_noise *g = j->g;
     float *x = j->x + lo, std = j->std, scale = j->scale;

@@ -10,11 +10,12 @@
  * Noise is addressed, not sequential: a fill is named by a stream (e.g. the
  * training step) and a substream (e.g. the parameter's index), and split
  * into fixed chunks of 4096 values, each with its own keystream range.
- * Within a chunk, value i comes from word i of the range; the rare words
- * that fail the ziggurat's fast test (about 1 in 80) draw what their slow
- * path needs from a spare part of the range, in order of i. The result is
- * therefore the same for any number of threads and any instruction set,
- * and the values need not be drawn one after another. */
+ * Within a chunk, value i comes from word i of the range; the words that
+ * fail the ziggurat's fast test (about 1 in 36) take one word each for the
+ * wedge test from a second part of the range, and those that fail it or
+ * lie in the tail draw the rest from a third part, in order of i. The
+ * result is therefore the same for any number of threads and any
+ * instruction set, and the values need not be drawn one after another. */
 #ifndef ONDEV_PRIVACY_NOISE_H
 #define ONDEV_PRIVACY_NOISE_H
 
