@@ -30,6 +30,7 @@
 
 #include "engine/common.h"
 #include "engine/cpu.h"
+#include "engine/gemm_internal.h"
 #include "engine/kernels.h"
 #include "engine/pool.h"
 #include "engine/rng.h"
@@ -163,6 +164,62 @@ static double measure_peak(od_pool *pool, const bench_opts *o)
         if (g > best)
             best = g;
     }
+    return best;
+}
+
+/* ---- Micro-kernel ceiling ---------------------------------------------------
+ * The register-tile micro-kernel alone, on packed panels that stay in L1
+ * (k block 256, beta 1, the full tile): every product runs through it, so
+ * this bounds what the driver can reach, and the gap to the FMA peak is
+ * what loads and the tile's write-back cost on this machine. */
+static double measure_kernel_ceiling(const bench_opts *o)
+{
+    const od__gemm_arch *ar = NULL;
+#if HAVE_X86
+    if (od_cpu_isa() == OD_ISA_AVX512)
+        ar = &od__gemm_arch_avx512;
+    else if (od_cpu_isa() == OD_ISA_AVX2)
+        ar = &od__gemm_arch_avx2;
+#endif
+    if (!ar)
+        return 0.0;
+    const int kc = 256;
+    float *a = od_aligned_alloc((size_t)ar->mr * kc * sizeof(float));
+    float *b = od_aligned_alloc((size_t)ar->nr * kc * sizeof(float));
+    float *c = od_aligned_alloc((size_t)ar->mr * ar->nr * sizeof(float));
+    if (!a || !b || !c) {
+        od_aligned_free(a);
+        od_aligned_free(b);
+        od_aligned_free(c);
+        return 0.0;
+    }
+    for (int i = 0; i < ar->mr * kc; i++)
+        a[i] = 1e-3f * (float)(i % 7);
+    for (int i = 0; i < ar->nr * kc; i++)
+        b[i] = 1e-3f * (float)(i % 5);
+    memset(c, 0, (size_t)ar->mr * ar->nr * sizeof(float));
+    long calls = 1024;
+    double best = 0.0;
+    for (int r = -1; r < o->repeats + 2; r++) {
+        uint64_t t0 = od_now_ns();
+        for (long i = 0; i < calls; i++)
+            ar->kernel(ar->mr, ar->nr, kc, a, 1, (size_t)ar->mr, b,
+                       (size_t)ar->nr, 1.0f, 1.0f, c, (size_t)ar->nr);
+        double dt = (double)(od_now_ns() - t0) * 1e-9;
+        if (r < 0) {   /* size the loop to min_repeat_s */
+            while (dt * 2 < o->min_repeat_s) {
+                calls *= 2;
+                dt *= 2;
+            }
+            continue;
+        }
+        double g = 2.0 * ar->mr * ar->nr * kc * (double)calls / dt * 1e-9;
+        if (g > best)
+            best = g;
+    }
+    od_aligned_free(a);
+    od_aligned_free(b);
+    od_aligned_free(c);
     return best;
 }
 
@@ -396,7 +453,8 @@ static void print_table(const bench_result *res, int nres,
 /* Write the figures to f (opened by main() before the long run, so that a
  * bad path fails at once) and close it. */
 static int write_json(FILE *f, const char *path, const bench_result *res,
-                      int nres, const double peak[MAX_THREADS + 1])
+                      int nres, const double peak[MAX_THREADS + 1],
+                      double ceiling)
 {
     const char *env = getenv("OPENBLAS_CORETYPE");
     fprintf(f, "{\n \"tool\": \"bench_gemm\",\n \"isa\": \"%s\",\n",
@@ -405,6 +463,7 @@ static int write_json(FILE *f, const char *path, const bench_result *res,
     fprintf(f, " \"openblas_coretype_env\": \"%s\",\n", env ? env : "");
     fprintf(f, " \"peak_gflops\": {\"1\": %.3f, \"2\": %.3f},\n", peak[1],
             peak[2]);
+    fprintf(f, " \"kernel_ceiling_gflops\": %.3f,\n", ceiling);
     fprintf(f, " \"results\": [\n");
     for (int i = 0; i < nres; i++) {
         const bench_result *r = &res[i];
@@ -480,6 +539,10 @@ int main(int argc, char **argv)
     peak[2] = measure_peak(pool2, &o);
     printf("FMA peak: %.1f GFLOP/s on 1 thread, %.1f on 2 (%.2fx)\n", peak[1],
            peak[2], peak[1] > 0.0 ? peak[2] / peak[1] : 0.0);
+    double ceiling = measure_kernel_ceiling(&o);
+    printf("micro-kernel alone on L1-resident panels, 1 thread: %.1f GFLOP/s "
+           "(%.1f %% of the FMA peak)\n", ceiling,
+           peak[1] > 0.0 ? 100.0 * ceiling / peak[1] : 0.0);
 
     bench_shape shapes[64];
     int nshapes = make_shapes(shapes, o.quick);
@@ -508,7 +571,7 @@ int main(int argc, char **argv)
     }
     print_table(res, nres, peak);
 
-    int rc = json ? write_json(json, o.json, res, nres, peak) : 0;
+    int rc = json ? write_json(json, o.json, res, nres, peak, ceiling) : 0;
     free(res);
     od_pool_destroy(pool2);
     return rc;
