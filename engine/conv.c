@@ -574,6 +574,29 @@ void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy,
         }
 }
 
+/* Add chunks' partial sums, in chunk order, to dw (C_out, K) and db
+ * (when given): chunk ch's dW^T (K, C_out) at parts + ch * stride, its
+ * bias gradient (C_out) right after. */
+static void od__add_parts(const float *parts, size_t stride, int chunks,
+                          size_t k, int c_out, float *dw, float *db)
+{
+    size_t nw = (size_t)c_out * k;
+    for (int co = 0; co < c_out; co++)
+        for (size_t q = 0; q < k; q++) {
+            float acc = parts[q * c_out + co];
+            for (int ch = 1; ch < chunks; ch++)
+                acc += parts[(size_t)ch * stride + q * c_out + co];
+            dw[(size_t)co * k + q] += acc;
+        }
+    if (db)
+        for (int co = 0; co < c_out; co++) {
+            float acc = parts[nw + co];
+            for (int ch = 1; ch < chunks; ch++)
+                acc += parts[(size_t)ch * stride + nw + co];
+            db[co] += acc;
+        }
+}
+
 void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
                                const float *x, const float *dy, float *dw,
                                float *db, float *scratch)
@@ -595,22 +618,8 @@ void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
         od_pool_run(pool, pl.chunks, od__bwd_weight_task, &c);
     }
 
-    /* Add the partials, in chunk order, to dw (C_out, K) and db. */
-    size_t k = pl.k, nw = (size_t)s->c_out * k;
-    for (int co = 0; co < s->c_out; co++)
-        for (size_t q = 0; q < k; q++) {
-            float acc = od__chunk_part(&pl, scratch, 0)[q * s->c_out + co];
-            for (int ch = 1; ch < pl.chunks; ch++)
-                acc += od__chunk_part(&pl, scratch, ch)[q * s->c_out + co];
-            dw[(size_t)co * k + q] += acc;
-        }
-    if (db)
-        for (int co = 0; co < s->c_out; co++) {
-            float acc = od__chunk_part(&pl, scratch, 0)[nw + co];
-            for (int ch = 1; ch < pl.chunks; ch++)
-                acc += od__chunk_part(&pl, scratch, ch)[nw + co];
-            db[co] += acc;
-        }
+    od__add_parts(od__chunk_part(&pl, scratch, 0), pl.part_floats, pl.chunks,
+                  pl.k, s->c_out, dw, db);
 }
 
 /* ---- Per-example squared gradient norms ----------------------------------------
@@ -620,19 +629,32 @@ void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
  * squared norm at once: the norm does not care about the layout, so the
  * transposition back and the partial sums of od_conv2d_backward_weight are
  * not needed. Examples are spread over the pool; each is computed by one
- * task alone, in a fixed order. */
+ * task alone, in a fixed order. The clipped variant also adds each
+ * example's gradient, scaled by its clip factor, into its chunk's partial
+ * sum (chunks of examples fixed by the thread count, as the batch weight
+ * gradient's), so that the layer needs no second pass. */
 
+/* Per worker: col (K, P), dW^T (K, C_out), the bias gradient (C_out). */
 static size_t od__pergrad_worker_floats(const od__conv_plan *pl,
                                         const od_conv2d_shape *s)
 {
-    return od__round16(pl->k * pl->p) + od__round16(pl->k * (size_t)s->c_out);
+    return od__round16(pl->k * pl->p) + od__round16(pl->k * (size_t)s->c_out)
+           + od__round16((size_t)s->c_out);
+}
+
+/* Per chunk of the clipped variant: dW^T and the bias gradient. */
+static size_t od__pergrad_part_floats(const od__conv_plan *pl,
+                                      const od_conv2d_shape *s)
+{
+    return od__round16((pl->k + 1) * (size_t)s->c_out);
 }
 
 size_t od_conv2d_pergrad_scratch_floats(const od_conv2d_shape *s,
                                         int nthreads)
 {
     od__conv_plan pl = od__plan(s, nthreads);
-    return (size_t)pl.nthreads * od__pergrad_worker_floats(&pl, s);
+    return (size_t)pl.nthreads * (od__pergrad_worker_floats(&pl, s) +
+                                  od__pergrad_part_floats(&pl, s));
 }
 
 typedef struct {
@@ -641,22 +663,30 @@ typedef struct {
     const float *x, *dy;
     int want_w, want_b;
     float *sqnorm, *scratch;
+    float clip;          /* the clipped variant: */
+    float *parts;        /* chunks' partial sums */
+    int chunks;
 } od__pergrad_ctx;
 
-static void od__pergrad_task(void *ctx_, int i, int worker)
+/* Example i's own squared gradient norm; its dW^T (when want_w) and bias
+ * gradient (when want_b) are left in the worker's scratch, at *dwt_out
+ * and *gb_out. */
+static double od__pergrad_one(const od__pergrad_ctx *c, int i, int worker,
+                              float **dwt_out, float **gb_out)
 {
-    od__pergrad_ctx *c = ctx_;
     const od_conv2d_shape *s = c->s;
     const od__conv_plan *pl = c->pl;
     od_conv2d_shape s1 = *s;
     s1.n = 1;
     const float *x = c->x + (size_t)i * s->c_in * s->h * s->w;
     const float *dy = c->dy + (size_t)i * s->c_out * pl->p;
+    float *col = c->scratch + (size_t)worker * od__pergrad_worker_floats(pl, s);
+    float *dwt = col + od__round16(pl->k * pl->p);            /* (K, C_out) */
+    float *gb = dwt + od__round16(pl->k * (size_t)s->c_out);  /* (C_out) */
+    *dwt_out = dwt;
+    *gb_out = gb;
     double acc = 0.0;
     if (c->want_w) {
-        float *col = c->scratch + (size_t)worker *
-                                      od__pergrad_worker_floats(pl, s);
-        float *dwt = col + od__round16(pl->k * pl->p);  /* (K, C_out) */
         const float *colp = col;
         if (pl->identity)
             colp = x;
@@ -668,10 +698,40 @@ static void od__pergrad_task(void *ctx_, int i, int worker)
     }
     if (c->want_b)
         for (int co = 0; co < s->c_out; co++) {
-            double g = od__sum_lanes(pl->p, dy + (size_t)co * pl->p);
-            acc += g * g;
+            gb[co] = od__sum_lanes(pl->p, dy + (size_t)co * pl->p);
+            acc += (double)gb[co] * gb[co];
         }
-    c->sqnorm[i] += (float)acc;
+    return acc;
+}
+
+static void od__pergrad_task(void *ctx_, int i, int worker)
+{
+    od__pergrad_ctx *c = ctx_;
+    float *dwt, *gb;
+    c->sqnorm[i] += (float)od__pergrad_one(c, i, worker, &dwt, &gb);
+}
+
+static void od__pergrad_clip_task(void *ctx_, int chunk, int worker)
+{
+    od__pergrad_ctx *c = ctx_;
+    const od_conv2d_shape *s = c->s;
+    size_t nw = c->pl->k * (size_t)s->c_out;
+    float *part = c->parts + (size_t)chunk * od__pergrad_part_floats(c->pl, s);
+    memset(part, 0, (nw + (size_t)s->c_out) * sizeof *part);
+    size_t lo, hi;
+    od__split((size_t)s->n, (size_t)c->chunks, (size_t)chunk, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        float *dwt, *gb;
+        float own = (float)od__pergrad_one(c, (int)i, worker, &dwt, &gb);
+        c->sqnorm[i] += own;
+        float f = od_clip_factor(c->sqnorm[i], c->clip);
+        if (c->want_w)
+            for (size_t j = 0; j < nw; j++)
+                part[j] += f * dwt[j];
+        if (c->want_b)
+            for (int co = 0; co < s->c_out; co++)
+                part[nw + co] += f * gb[co];
+    }
 }
 
 void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
@@ -681,7 +741,31 @@ void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
     od__conv_plan pl = od__plan(s, od_pool_threads(pool));
     if (s->n == 0 || pl.p == 0 || (!want_w && !want_b))
         return;
-    OD_ASSERT(scratch || !want_w);
-    od__pergrad_ctx c = {s, &pl, x, dy, want_w, want_b, sqnorm, scratch};
+    OD_ASSERT(scratch);
+    od__pergrad_ctx c = {s, &pl, x, dy, want_w, want_b, sqnorm, scratch,
+                         0.0f, NULL, 0};
     od_pool_run(pool, s->n, od__pergrad_task, &c);
+}
+
+void od_conv2d_pergrad_clipped(od_pool *pool, const od_conv2d_shape *s,
+                               const float *x, const float *dy, float clip,
+                               float *sqnorm, float *dw, float *db,
+                               float *scratch)
+{
+    od__conv_plan pl = od__plan(s, od_pool_threads(pool));
+    if (s->n == 0 || pl.p == 0 || (!dw && !db))
+        return;
+    OD_ASSERT(scratch);
+    int chunks = pl.nthreads < s->n ? pl.nthreads : s->n;
+    float *parts = scratch + (size_t)pl.nthreads * od__pergrad_worker_floats(&pl, s);
+    od__pergrad_ctx c = {s, &pl, x, dy, dw != NULL, db != NULL, sqnorm,
+                         scratch, clip, parts, chunks};
+    od_pool_run(pool, chunks, od__pergrad_clip_task, &c);
+    size_t stride = od__pergrad_part_floats(&pl, s);
+    if (dw)
+        od__add_parts(parts, stride, chunks, pl.k, s->c_out, dw, db);
+    else
+        for (int ch = 0; ch < chunks; ch++)
+            for (int co = 0; co < s->c_out; co++)
+                db[co] += parts[(size_t)ch * stride + pl.k * s->c_out + co];
 }

@@ -12,6 +12,7 @@
 #ifndef ONDEV_ENGINE_KERNELS_H
 #define ONDEV_ENGINE_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,23 @@ size_t od_conv2d_pergrad_scratch_floats(const od_conv2d_shape *s,
 void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
                               const float *x, const float *dy, int want_w,
                               int want_b, float *sqnorm, float *scratch);
+/* DP-SGD's clipping factor of an example whose gradient has squared norm
+ * sq: min(1, clip / ||g||), 1 for an infinite clip or a zero gradient. */
+static inline float od_clip_factor(float sq, float clip)
+{
+    float norm = sqrtf(sq);
+    return isfinite(clip) && norm > clip ? clip / norm : 1.0f;
+}
+/* The same norms when sqnorm[i] holds on entry those of every other layer
+ * of example i's gradient: adds the layer's own to make the total, and
+ * accumulates into dw (C_out, C_in, KH, KW) and db (C_out) (each when not
+ * NULL) the sum over examples of od_clip_factor(sqnorm[i], clip) times
+ * example i's gradient. The sums go in a fixed order for a given pool
+ * size. Same scratch as od_conv2d_pergrad_sqnorm. */
+void od_conv2d_pergrad_clipped(od_pool *pool, const od_conv2d_shape *s,
+                               const float *x, const float *dy, float clip,
+                               float *sqnorm, float *dw, float *db,
+                               float *scratch);
 void od_conv2d_forward_ref(const od_conv2d_shape *s, const float *x,
                            const float *w, const float *bias, float *y);
 void od_conv2d_backward_data_ref(const od_conv2d_shape *s, const float *dy,

@@ -66,6 +66,15 @@ typedef struct od_layer_vtbl {
      * forward and dy (N, ...); may overwrite dy. */
     od_status (*scaled_backward)(od_layer *l, od_ctx *ctx, od_tensor *dy,
                                  const float *scale);
+    /* Optional (NULL: grad_sqnorm, then the clipped sum as above). With
+     * sqnorm[i] (N) holding on entry the squared norms of example i's
+     * gradients of every other layer: adds the layer's own, and adds to
+     * its parameter gradients the sum over examples of
+     * od_clip_factor(sqnorm[i], clip) times example i's gradient, in one
+     * pass. engine/pergrad.c gives this to one layer of a model, the one
+     * with the most parameters among those that offer it. */
+    od_status (*clipped_grad)(od_layer *l, od_ctx *ctx, const od_tensor *dy,
+                              float clip, float *sqnorm);
 } od_layer_vtbl;
 
 #define OD_LAYER_MAX_PARAMS 8

@@ -1,6 +1,8 @@
 /* Per-example gradient norms and the clipped sum (see pergrad.h). */
 #include "engine/pergrad.h"
 
+#include "engine/kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,10 +94,11 @@ static od_status od__materialised_sqnorm(od_model *m, int li,
 
 /* Sweep 1 of pergrad.h: output gradients dys[first..L) of every layer from
  * dout, with parameter gradients switched off, then the per-example
- * squared norms into sqnorm (N). *first_out is the lowest layer with a
- * trainable parameter (L when none). */
+ * squared norms into sqnorm (N) of every layer but `skip` (-1: none).
+ * *first_out is the lowest layer with a trainable parameter (L when
+ * none). */
 static od_status od__norm_sweep(od_model *m, const od_tensor *dout,
-                                od_tensor *dys, float *sqnorm,
+                                od_tensor *dys, float *sqnorm, int skip,
                                 int *first_out)
 {
     int nl = m->nlayers;
@@ -129,7 +132,7 @@ static od_status od__norm_sweep(od_model *m, const od_tensor *dout,
 
     for (int li = first; li < nl; li++) {
         od_layer *l = m->layers[li];
-        if (!od__layer_wanted(l))
+        if (!od__layer_wanted(l) || li == skip)
             continue;
         if (l->vt->grad_sqnorm)
             OD_TRY(l->vt->grad_sqnorm(l, m->ctx, &dys[li], sqnorm));
@@ -169,7 +172,7 @@ od_status od_pergrad_norms(od_model *m, const od_tensor *dout, float *norms)
     od_tensor *dys;
     OD_TRY(od__alloc_dys(m, &dys));
     int first;
-    OD_TRY(od__norm_sweep(m, dout, dys, norms, &first));
+    OD_TRY(od__norm_sweep(m, dout, dys, norms, -1, &first));
     for (int i = 0; i < dout->dims[0]; i++)
         norms[i] = sqrtf(norms[i]);
     return OD_OK;
@@ -194,20 +197,36 @@ od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
     OD_TRY(od_tensor_alloc(ctx->arena, OD_MEM_ACT, &d, dout->ndim,
                            dout->dims));
     memcpy(d.data, dout->data, dout->size * sizeof(float));
+    /* The layer that forms its norms and clipped sum in one pass, once the
+     * others' norms are known: the largest that offers it. */
+    int one_pass = -1;
+    size_t most = 0;
+    for (int li = 0; li < m->nlayers; li++) {
+        od_layer *l = m->layers[li];
+        if (!l->vt->clipped_grad || !od__layer_wanted(l))
+            continue;
+        size_t size = 0;
+        for (int k = 0; k < l->nparams; k++)
+            if (od__param_wanted(l->params[k]))
+                size += l->params[k]->grad.size;
+        if (size > most) {
+            most = size;
+            one_pass = li;
+        }
+    }
     int first;
-    OD_TRY(od__norm_sweep(m, &d, dys, sq, &first));
+    OD_TRY(od__norm_sweep(m, &d, dys, sq, one_pass, &first));
+    if (one_pass >= 0)
+        OD_TRY(m->layers[one_pass]->vt->clipped_grad(
+            m->layers[one_pass], ctx, &dys[one_pass], clip_norm, sq));
 
-    /* Clip factors: min(1, C / ||g_i||); an all-zero gradient keeps 1. */
+    /* Clip factors; an all-zero gradient keeps 1. */
     for (int i = 0; i < n; i++) {
-        float norm = sqrtf(sq[i]);
-        float s = 1.0f;
-        if (isfinite(clip_norm) && norm > clip_norm)
-            s = clip_norm / norm;
-        scale[i] = s;
+        scale[i] = od_clip_factor(sq[i], clip_norm);
         if (norms)
-            norms[i] = norm;
+            norms[i] = sqrtf(sq[i]);
         if (scales)
-            scales[i] = s;
+            scales[i] = scale[i];
     }
 
     /* Sweep 2: the parameter gradients of each layer re-weighted example
@@ -215,7 +234,7 @@ od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
      * gradient. */
     for (int li = first; li < m->nlayers; li++) {
         od_layer *l = m->layers[li];
-        if (!od__layer_wanted(l))
+        if (!od__layer_wanted(l) || li == one_pass)
             continue;
         od_tensor *dy = &dys[li];
         if (l->vt->scaled_backward) {

@@ -15,7 +15,14 @@
  *     slot), else by materialising one example's gradient at a time;
  *  2. every layer's output gradient is re-weighted example by example with
  *     the clip factors and the layers' backward passes accumulate the
- *     parameter gradients, without input gradients.
+ *     parameter gradients, without input gradients (a layer may scale its
+ *     input instead: the scaled_backward slot).
+ *
+ * One layer may fold sweep 2 into sweep 1 (the clipped_grad slot): when it
+ * forms each example's gradient anyway for the norm (conv2d), it goes
+ * last in sweep 1, once the other layers' norms are summed, and adds each
+ * example's gradient times its clip factor there and then. The largest
+ * such layer is chosen.
  *
  * The work is one forward and one backward pass plus the norms, against
  * a forward and a backward for a non-private step. Layers must treat

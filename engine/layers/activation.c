@@ -74,7 +74,7 @@ static void od__activation_destroy(od_layer *l) { od__layer_free(l, NULL); }
     {                                                                       \
         kind, od__activation_out_shape, od__activation_forward,            \
             od__activation_backward, NULL, od__activation_destroy, NULL,   \
-            NULL,                                                          \
+            NULL, NULL,                                                    \
     }
 
 static const od_layer_vtbl od__act_vtbls[] = {

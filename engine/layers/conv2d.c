@@ -158,8 +158,9 @@ static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
  * examples spread over the pool.
  * TODO(pergrad): take the Gram route when P is small against the channels
  * (late layers of deep networks). */
-static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
-                                        const od_tensor *dy, float *sqnorm)
+static od_status od__conv2d_pergrad(od_layer *l, od_ctx *ctx,
+                                    const od_tensor *dy, int clipped,
+                                    float clip, float *sqnorm)
 {
     od__conv2d *L = (od__conv2d *)l;
     OD_ASSERT(L->x.data); /* needs a forward first */
@@ -167,8 +168,9 @@ static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
     OD_TRY(od__check_same(l, "output gradient", dy, L->y.ndim, L->y.dims));
     od_param *w = l->params[0];
     od_param *b = L->has_bias ? l->params[1] : NULL;
-    int want_w = od__wants_grad(w), want_b = od__wants_grad(b);
-    if (!want_w && !want_b)
+    float *dw = od__wants_grad(w) ? w->grad.data : NULL;
+    float *db = od__wants_grad(b) ? b->grad.data : NULL;
+    if (!dw && !db)
         return OD_OK;
 
     size_t mark = od_arena_mark(ctx->arena);
@@ -177,13 +179,33 @@ static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
     void *p = NULL;
     OD_TRY(od_arena_alloc_uninit(ctx->arena, OD_MEM_SCRATCH,
                                  floats * sizeof(float), &p));
-    od_conv2d_pergrad_sqnorm(ctx->pool, &L->shape, L->x.data, dy->data,
-                             want_w, want_b, sqnorm, p);
+    if (clipped)
+        od_conv2d_pergrad_clipped(ctx->pool, &L->shape, L->x.data, dy->data,
+                                  clip, sqnorm, dw, db, p);
+    else
+        od_conv2d_pergrad_sqnorm(ctx->pool, &L->shape, L->x.data, dy->data,
+                                 dw != NULL, db != NULL, sqnorm, p);
     od_arena_release(ctx->arena, mark);
     double macs = (double)dy->size * L->c_in * L->kh * L->kw;
     od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * macs,
-             (double)L->x.size + (double)dy->size, (double)L->shape.n, t0);
+             (double)L->x.size + (double)dy->size,
+             (double)L->shape.n + (clipped ? (double)w->grad.size : 0.0), t0);
     return OD_OK;
+}
+
+static od_status od__conv2d_grad_sqnorm(od_layer *l, od_ctx *ctx,
+                                        const od_tensor *dy, float *sqnorm)
+{
+    return od__conv2d_pergrad(l, ctx, dy, 0, 0.0f, sqnorm);
+}
+
+/* The per-example norms and the clipped sum in one pass (see model.h):
+ * each example's gradient is formed in scratch anyway for its norm. */
+static od_status od__conv2d_clipped_grad(od_layer *l, od_ctx *ctx,
+                                        const od_tensor *dy, float clip,
+                                        float *sqnorm)
+{
+    return od__conv2d_pergrad(l, ctx, dy, 1, clip, sqnorm);
 }
 
 /* The clipped sum of engine/pergrad.c. The weight gradient is linear in
@@ -248,7 +270,7 @@ static void od__conv2d_destroy(od_layer *l)
 static const od_layer_vtbl od__conv2d_vtbl = {
     "conv2d", od__conv2d_out_shape, od__conv2d_forward, od__conv2d_backward,
     od__conv2d_init, od__conv2d_destroy, od__conv2d_grad_sqnorm,
-    od__conv2d_scaled_backward,
+    od__conv2d_scaled_backward, od__conv2d_clipped_grad,
 };
 
 od_status od_conv2d_create(od_ctx *ctx, const char *name, int c_in, int c_out,

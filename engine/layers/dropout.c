@@ -96,7 +96,7 @@ static void od__dropout_destroy(od_layer *l) { od__layer_free(l, NULL); }
 
 static const od_layer_vtbl od__dropout_vtbl = {
     "dropout", od__dropout_out_shape, od__dropout_forward,
-    od__dropout_backward, NULL, od__dropout_destroy, NULL, NULL,
+    od__dropout_backward, NULL, od__dropout_destroy, NULL, NULL, NULL,
 };
 
 od_status od_dropout_create(const char *name, float p, od_layer **out_layer)

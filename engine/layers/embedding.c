@@ -107,7 +107,7 @@ static void od__embedding_destroy(od_layer *l)
 static const od_layer_vtbl od__embedding_vtbl = {
     "embedding", od__embedding_out_shape, od__embedding_forward,
     od__embedding_backward, od__embedding_init, od__embedding_destroy,
-    NULL, NULL,
+    NULL, NULL, NULL,
 };
 
 od_status od_embedding_create(od_ctx *ctx, const char *name, int vocab,

@@ -296,7 +296,7 @@ static void od__gru_destroy(od_layer *l)
 
 static const od_layer_vtbl od__gru_vtbl = {
     "gru", od__gru_out_shape, od__gru_forward, od__gru_backward,
-    od__gru_init, od__gru_destroy, NULL, NULL,
+    od__gru_init, od__gru_destroy, NULL, NULL, NULL,
 };
 
 od_status od_gru_create(od_ctx *ctx, const char *name, int in, int hidden,

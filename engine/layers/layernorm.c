@@ -156,7 +156,7 @@ static void od__layernorm_destroy(od_layer *l)
 static const od_layer_vtbl od__layernorm_vtbl = {
     "layernorm", od__layernorm_out_shape, od__layernorm_forward,
     od__layernorm_backward, od__layernorm_init, od__layernorm_destroy,
-    NULL, NULL,
+    NULL, NULL, NULL,
 };
 
 od_status od_layernorm_create(od_ctx *ctx, const char *name, int dim,

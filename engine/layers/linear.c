@@ -203,7 +203,7 @@ static void od__linear_destroy(od_layer *l)
 
 static const od_layer_vtbl od__linear_vtbl = {
     "linear", od__linear_out_shape, od__linear_forward, od__linear_backward,
-    od__linear_init, od__linear_destroy, od__linear_grad_sqnorm, NULL,
+    od__linear_init, od__linear_destroy, od__linear_grad_sqnorm, NULL, NULL,
 };
 
 od_status od_linear_create(od_ctx *ctx, const char *name, int in, int out,

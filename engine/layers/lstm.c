@@ -313,7 +313,7 @@ static void od__lstm_destroy(od_layer *l)
 
 static const od_layer_vtbl od__lstm_vtbl = {
     "lstm", od__lstm_out_shape, od__lstm_forward, od__lstm_backward,
-    od__lstm_init, od__lstm_destroy, NULL, NULL,
+    od__lstm_init, od__lstm_destroy, NULL, NULL, NULL,
 };
 
 od_status od_lstm_create(od_ctx *ctx, const char *name, int in, int hidden,

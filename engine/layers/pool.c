@@ -111,17 +111,17 @@ static void od__pool2d_destroy(od_layer *l) { od__layer_free(l, NULL); }
 
 static const od_layer_vtbl od__maxpool2d_vtbl = {
     "maxpool2d", od__pool2d_out_shape, od__pool2d_forward,
-    od__pool2d_backward, NULL, od__pool2d_destroy, NULL, NULL,
+    od__pool2d_backward, NULL, od__pool2d_destroy, NULL, NULL, NULL,
 };
 
 static const od_layer_vtbl od__avgpool2d_vtbl = {
     "avgpool2d", od__pool2d_out_shape, od__pool2d_forward,
-    od__pool2d_backward, NULL, od__pool2d_destroy, NULL, NULL,
+    od__pool2d_backward, NULL, od__pool2d_destroy, NULL, NULL, NULL,
 };
 
 static const od_layer_vtbl od__relu_maxpool2d_vtbl = {
     "relu+maxpool2d", od__pool2d_out_shape, od__pool2d_forward,
-    od__pool2d_backward, NULL, od__pool2d_destroy, NULL, NULL,
+    od__pool2d_backward, NULL, od__pool2d_destroy, NULL, NULL, NULL,
 };
 
 static od_status od__pool2d_create(const od_layer_vtbl *vt, const char *name,

@@ -79,12 +79,12 @@ static void od__shape_destroy(od_layer *l) { od__layer_free(l, NULL); }
 
 static const od_layer_vtbl od__flatten_vtbl = {
     "flatten", od__flatten_out_shape, od__shape_forward, od__shape_backward,
-    NULL, od__shape_destroy, NULL, NULL,
+    NULL, od__shape_destroy, NULL, NULL, NULL,
 };
 
 static const od_layer_vtbl od__reshape_vtbl = {
     "reshape", od__reshape_out_shape, od__shape_forward, od__shape_backward,
-    NULL, od__shape_destroy, NULL, NULL,
+    NULL, od__shape_destroy, NULL, NULL, NULL,
 };
 
 od_status od_flatten_create(const char *name, od_layer **out_layer)
