@@ -663,6 +663,7 @@ typedef struct {
     const float *x, *dy;
     int want_w, want_b;
     float *sqnorm, *scratch;
+    float *kept;         /* each example's dW^T and bias gradient, or NULL */
     float clip;          /* the clipped variant: */
     float *parts;        /* chunks' partial sums */
     int chunks;
@@ -709,6 +710,14 @@ static void od__pergrad_task(void *ctx_, int i, int worker)
     od__pergrad_ctx *c = ctx_;
     float *dwt, *gb;
     c->sqnorm[i] += (float)od__pergrad_one(c, i, worker, &dwt, &gb);
+    if (c->kept) {
+        size_t nw = c->pl->k * (size_t)c->s->c_out;
+        float *dst = c->kept + (size_t)i * (nw + (size_t)c->s->c_out);
+        if (c->want_w)
+            memcpy(dst, dwt, nw * sizeof *dst);
+        if (c->want_b)
+            memcpy(dst + nw, gb, (size_t)c->s->c_out * sizeof *dst);
+    }
 }
 
 static void od__pergrad_clip_task(void *ctx_, int chunk, int worker)
@@ -736,15 +745,39 @@ static void od__pergrad_clip_task(void *ctx_, int chunk, int worker)
 
 void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
                               const float *x, const float *dy, int want_w,
-                              int want_b, float *sqnorm, float *scratch)
+                              int want_b, float *sqnorm, float *kept,
+                              float *scratch)
 {
     od__conv_plan pl = od__plan(s, od_pool_threads(pool));
     if (s->n == 0 || pl.p == 0 || (!want_w && !want_b))
         return;
     OD_ASSERT(scratch);
     od__pergrad_ctx c = {s, &pl, x, dy, want_w, want_b, sqnorm, scratch,
-                         0.0f, NULL, 0};
+                         kept, 0.0f, NULL, 0};
     od_pool_run(pool, s->n, od__pergrad_task, &c);
+}
+
+size_t od_conv2d_pergrad_kept_floats(const od_conv2d_shape *s)
+{
+    size_t k = (size_t)s->c_in * s->kh * s->kw;
+    return (size_t)s->n * (k + 1) * (size_t)s->c_out;
+}
+
+void od_conv2d_kept_sum(const od_conv2d_shape *s, const float *kept,
+                        const float *scale, float *dw, float *db)
+{
+    size_t k = (size_t)s->c_in * s->kh * s->kw, nw = k * (size_t)s->c_out;
+    for (int i = 0; i < s->n; i++) {
+        const float *g = kept + (size_t)i * (nw + (size_t)s->c_out);
+        const float f = scale[i];
+        if (dw)   /* g holds dW^T (K, C_out) */
+            for (size_t q = 0; q < k; q++)
+                for (int co = 0; co < s->c_out; co++)
+                    dw[(size_t)co * k + q] += f * g[q * s->c_out + co];
+        if (db)
+            for (int co = 0; co < s->c_out; co++)
+                db[co] += f * g[nw + co];
+    }
 }
 
 void od_conv2d_pergrad_clipped(od_pool *pool, const od_conv2d_shape *s,
@@ -759,7 +792,7 @@ void od_conv2d_pergrad_clipped(od_pool *pool, const od_conv2d_shape *s,
     int chunks = pl.nthreads < s->n ? pl.nthreads : s->n;
     float *parts = scratch + (size_t)pl.nthreads * od__pergrad_worker_floats(&pl, s);
     od__pergrad_ctx c = {s, &pl, x, dy, dw != NULL, db != NULL, sqnorm,
-                         scratch, clip, parts, chunks};
+                         scratch, NULL, clip, parts, chunks};
     od_pool_run(pool, chunks, od__pergrad_clip_task, &c);
     size_t stride = od__pergrad_part_floats(&pl, s);
     if (dw)

@@ -61,12 +61,21 @@ void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy,
                          const float *scale, float *db);
 /* sqnorm[i] += the squared norm of example i's own weight gradient (when
  * want_w) plus that of its bias gradient (when want_b), for the N
- * examples of x and dy; scratch of od_conv2d_pergrad_scratch_floats. */
+ * examples of x and dy; scratch of od_conv2d_pergrad_scratch_floats.
+ * When kept is not NULL, example i's gradients are also stored there, in
+ * od_conv2d_pergrad_kept_floats / N floats each, for od_conv2d_kept_sum. */
 size_t od_conv2d_pergrad_scratch_floats(const od_conv2d_shape *s,
                                         int nthreads);
 void od_conv2d_pergrad_sqnorm(od_pool *pool, const od_conv2d_shape *s,
                               const float *x, const float *dy, int want_w,
-                              int want_b, float *sqnorm, float *scratch);
+                              int want_b, float *sqnorm, float *kept,
+                              float *scratch);
+size_t od_conv2d_pergrad_kept_floats(const od_conv2d_shape *s);
+/* dw (C_out, C_in, KH, KW) and db (C_out), each when not NULL, +=
+ * scale[i] times example i's gradients as kept by
+ * od_conv2d_pergrad_sqnorm, for each example in order. */
+void od_conv2d_kept_sum(const od_conv2d_shape *s, const float *kept,
+                        const float *scale, float *dw, float *db);
 /* DP-SGD's clipping factor of an example whose gradient has squared norm
  * sq: min(1, clip / ||g||), 1 for an infinite clip or a zero gradient. */
 static inline float od_clip_factor(float sq, float clip)

@@ -16,7 +16,8 @@
  *  2. every layer's output gradient is re-weighted example by example with
  *     the clip factors and the layers' backward passes accumulate the
  *     parameter gradients, without input gradients (a layer may scale its
- *     input instead: the scaled_backward slot).
+ *     input instead, or sum the per-example gradients its norms kept:
+ *     the scaled_backward slot; conv2d keeps them when they are small).
  *
  * One layer may fold sweep 2 into sweep 1 (the clipped_grad slot): when it
  * forms each example's gradient anyway for the norm (conv2d), it goes

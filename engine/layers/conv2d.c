@@ -16,7 +16,15 @@ typedef struct od__conv2d {
     od_conv2d_shape shape;  /* of the last forward */
     od_tensor x;            /* the last forward's input (not owned) */
     od_tensor y;            /* the last forward's output */
+    /* Each example's gradients, kept by the per-example norms for the
+     * clipped sum that follows them (arena scratch: valid until the next
+     * forward, which clears it). */
+    float *kept;
 } od__conv2d;
+
+/* Largest per-example gradients kept, over the batch: above it the clipped
+ * sum runs a second backward instead. */
+#define OD__CONV2D_KEEP_BYTES (4u << 20)
 
 static od_conv2d_shape od__conv2d_shape_of(const od__conv2d *L,
                                            const int *dims)
@@ -89,6 +97,7 @@ static od_status od__conv2d_forward(od_layer *l, od_ctx *ctx,
     L->shape = s;
     L->x = *x;
     L->y = *y;
+    L->kept = NULL;
     double wsize = (double)L->c_out * L->c_in * L->kh * L->kw;
     double macs = (double)y->size * L->c_in * L->kh * L->kw;
     od__cost(ctx, l, OD_OP_CONV, OD_PHASE_FORWARD,
@@ -173,6 +182,17 @@ static od_status od__conv2d_pergrad(od_layer *l, od_ctx *ctx,
     if (!dw && !db)
         return OD_OK;
 
+    /* Small per-example gradients (early layers) are kept for the clipped
+     * sum, which then needs no second backward; outside the mark below,
+     * they live until the caller releases the step's scratch. */
+    L->kept = NULL;
+    size_t keep = od_conv2d_pergrad_kept_floats(&L->shape);
+    if (!clipped && keep * sizeof(float) <= OD__CONV2D_KEEP_BYTES) {
+        void *k = NULL;
+        OD_TRY(od_arena_alloc_uninit(ctx->arena, OD_MEM_SCRATCH,
+                                     keep * sizeof(float), &k));
+        L->kept = k;
+    }
     size_t mark = od_arena_mark(ctx->arena);
     size_t floats = od_conv2d_pergrad_scratch_floats(
         &L->shape, od_pool_threads(ctx->pool));
@@ -184,7 +204,7 @@ static od_status od__conv2d_pergrad(od_layer *l, od_ctx *ctx,
                                   clip, sqnorm, dw, db, p);
     else
         od_conv2d_pergrad_sqnorm(ctx->pool, &L->shape, L->x.data, dy->data,
-                                 dw != NULL, db != NULL, sqnorm, p);
+                                 dw != NULL, db != NULL, sqnorm, L->kept, p);
     od_arena_release(ctx->arena, mark);
     double macs = (double)dy->size * L->c_in * L->kh * L->kw;
     od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * macs,
@@ -208,7 +228,8 @@ static od_status od__conv2d_clipped_grad(od_layer *l, od_ctx *ctx,
     return od__conv2d_pergrad(l, ctx, dy, 1, clip, sqnorm);
 }
 
-/* The clipped sum of engine/pergrad.c. The weight gradient is linear in
+/* The clipped sum of engine/pergrad.c: from the per-example gradients
+ * when the norms kept them. Otherwise: the weight gradient is linear in
  * the input as in the output gradient, so when the input is the smaller
  * of the two (early layers: conv1 of fmnist-cnn has 784 inputs against
  * 18 432 outputs per example) the input's rows are scaled, in a copy, and
@@ -219,6 +240,18 @@ static od_status od__conv2d_scaled_backward(od_layer *l, od_ctx *ctx,
     od__conv2d *L = (od__conv2d *)l;
     od_param *w = l->params[0];
     od_param *b = L->has_bias ? l->params[1] : NULL;
+    if (L->kept) {   /* the per-example gradients of this very batch */
+        uint64_t t0 = od_now_ns();
+        OD_TRY(od__check_same(l, "output gradient", dy, L->y.ndim, L->y.dims));
+        od_conv2d_kept_sum(&L->shape, L->kept, scale,
+                           od__wants_grad(w) ? w->grad.data : NULL,
+                           od__wants_grad(b) ? b->grad.data : NULL);
+        L->kept = NULL;
+        double g = (double)od_conv2d_pergrad_kept_floats(&L->shape);
+        od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * g, g,
+                 (double)w->grad.size + (b ? (double)L->c_out : 0), t0);
+        return OD_OK;
+    }
     if (L->x.size >= dy->size || !od__wants_grad(w)) {
         od_tensor_scale_rows(dy, scale);
         return od__conv2d_backward(l, ctx, dy, NULL);
