@@ -107,8 +107,6 @@ static od_status od__conv2d_forward(od_layer *l, od_ctx *ctx,
     return OD_OK;
 }
 
-/* db (C_out) += sums of dy (N, C_out, OH, OW) over N, OH and OW; used when
- * the weight is frozen but the bias is not. */
 static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
                                      const od_tensor *dy, od_tensor *dx)
 {
