@@ -406,6 +406,9 @@ static const od_pool2d_shape pool_shapes[] = {
     /* n, c, h, w, kh, kw, sh, sw */
     {1, 1, 1, 1, 1, 1, 1, 1},
     {64, 32, 24, 24, 2, 2, 2, 2},  /* fmnist-cnn after conv1 */
+    {64, 64, 8, 8, 2, 2, 2, 2},    /* after conv2: 8-wide planes */
+    {3, 5, 6, 8, 2, 2, 2, 2},      /* 8 wide, row pairs not a multiple of 4 */
+    {2, 3, 9, 8, 2, 2, 2, 2},      /* 8 wide, odd height */
     {3, 5, 7, 9, 2, 2, 2, 2},      /* odd sizes drop the last row/column */
     {2, 3, 11, 13, 3, 3, 2, 2},    /* overlapping windows */
     {1, 7, 5, 17, 3, 2, 1, 3},
