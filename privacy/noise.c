@@ -68,12 +68,15 @@ static void od__words_refill(od__words *s)
         iv[i] = (unsigned char)(s->block >> (8 * i));
         iv[8 + i] = s->nonce[i];
     }
+    /* The keystream is the encryption of zeros, read from a shared block
+     * rather than written into the buffer first. */
+    static const unsigned char zeros[OD__CHUNK * sizeof(uint32_t)];
     int bytes = s->len * (int)sizeof *s->w, out = 0;
-    memset(s->w, 0, (size_t)bytes);
+    OD_ASSERT((size_t)bytes <= sizeof zeros);
     /* Only an allocation failure inside OpenSSL can make these fail. */
     OD_ASSERT(EVP_EncryptInit_ex(s->ctx, NULL, NULL, NULL, iv) == 1);
-    OD_ASSERT(EVP_EncryptUpdate(s->ctx, (unsigned char *)s->w, &out,
-                                (const unsigned char *)s->w, bytes) == 1
+    OD_ASSERT(EVP_EncryptUpdate(s->ctx, (unsigned char *)s->w, &out, zeros,
+                                bytes) == 1
               && out == bytes);
     s->block += (uint64_t)bytes / 64;
     s->pos = 0;
