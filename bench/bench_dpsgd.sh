@@ -41,36 +41,37 @@ done
 [ -x "$bin" ] || { echo "bench_dpsgd: no ondev at $bin (set ONDEV_BIN)" >&2; exit 2; }
 mkdir -p "$out"
 
-# Step time per configuration: host_time_s / steps of a short run, the best
-# of $repeats. DP runs use Poisson sampling at q = batch / subset, sigma 1.
-step_ms() {   # workload dp -> prints ms per step
-  local wl=$1 dp=$2 best="" r
-  for r in $(seq "$repeats"); do
-    "$bin" run -q --json --out "$out/step-$wl-dp$dp-$r.h5" \
-      --set workload="$wl" --set dp="$dp" \
-      --set noise_multiplier=1 --set clip_norm=1 --set batch_size="$batch" \
-      --set train_subset="$subset" --set test_subset=100 \
-      --set eval_each_epoch=false --set threads="$threads" \
-      > "$out/step-$wl-dp$dp-$r.json"
-    best=$(/usr/bin/python3 - "$out/step-$wl-dp$dp-$r.json" "$best" <<'EOF'
+# Step time of one short run: host_time_s / steps. DP runs use Poisson
+# sampling at q = batch / subset, sigma 1.
+run_ms() {   # workload dp repeat -> prints ms per step
+  local wl=$1 dp=$2 r=$3
+  "$bin" run -q --json --out "$out/step-$wl-dp$dp-$r.h5" \
+    --set workload="$wl" --set dp="$dp" \
+    --set noise_multiplier=1 --set clip_norm=1 --set batch_size="$batch" \
+    --set train_subset="$subset" --set test_subset=100 \
+    --set eval_each_epoch=false --set threads="$threads" \
+    > "$out/step-$wl-dp$dp-$r.json"
+  /usr/bin/python3 - "$out/step-$wl-dp$dp-$r.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 d = d["runs"][0] if "runs" in d else d   # with a results file: one run
-ms = 1e3 * d["host_time_s"] / d["steps"]
-prev = sys.argv[2]
-print(f"{min(ms, float(prev)) if prev else ms:.3f}")
+print(f"{1e3 * d['host_time_s'] / d['steps']:.3f}")
 EOF
-)
-  done
-  echo "$best"
 }
 
 echo "== ondev: DP-SGD / SGD step time (batch $batch, $threads thread(s))" >&2
 summary="$out/summary.txt"
 : > "$summary"
 for wl in fmnist-mlp fmnist-cnn; do
-  plain=$(step_ms "$wl" false)
-  dp=$(step_ms "$wl" true)
+  # The best of $repeats runs each, the private and the plain run taking
+  # turns so that a slow spell of the machine falls on both.
+  plain="" dp=""
+  for r in $(seq "$repeats"); do
+    p=$(run_ms "$wl" false "$r")
+    q=$(run_ms "$wl" true "$r")
+    plain=$(/usr/bin/python3 -c "print(f'{min($p, ${plain:-$p}):.3f}')")
+    dp=$(/usr/bin/python3 -c "print(f'{min($q, ${dp:-$q}):.3f}')")
+  done
   ratio=$(/usr/bin/python3 -c "print(f'{$dp / $plain:.3f}')")
   sps=$(/usr/bin/python3 -c "print(f'{$batch / ($dp / 1e3):.0f}')")
   line="ondev $wl: SGD $plain ms/step, DP-SGD $dp ms/step, ratio $ratio, DP $sps samples/s"
