@@ -68,7 +68,7 @@ enum {
 #define OD__WINO_TILES_TARGET 64
 
 /* A^T and B^T for the points 0, 1, -1, 2, -2, 1/2, -1/2, infinity, exact
- * in float. The transforms (od__bt8, od__at8) apply them through their
+ * in float. The transforms (od__bt8, od__at_rows) apply them through their
  * even and odd parts; these tables spell them out, and od__wino_build
  * checks them against the construction. */
 static const float od__at[OD__WM][OD__WA] = {
@@ -493,23 +493,47 @@ od__bt8(const __m512 d[8], __m512 o[8])
 #undef OD__S
 }
 
-/* y = A^T m for 8 vectors m, by the sums and differences of the +-p
- * pairs (m1, m2), (m3, m4), (m5, m6): the rows of od__at. */
+/* y = A^T m (rows = 4, od__at) or A5^T m (rows = 5, od__at5) for 8
+ * vectors m, by the sums and differences of the +-p pairs (m1, m2),
+ * (m3, m4), (m5, m6): row k is the sum of p^k m_p, plus m7 on the last. */
 static inline __attribute__((always_inline)) OD__WT void
-od__at8(const __m512 m[8], __m512 y[4])
+od__at_rows(const int rows, const __m512 m[8], __m512 *y)
 {
+#define OD__S(x) _mm512_set1_ps(x)
     __m512 s1 = _mm512_add_ps(m[1], m[2]), d1 = _mm512_sub_ps(m[1], m[2]);
     __m512 s2 = _mm512_add_ps(m[3], m[4]), d2 = _mm512_sub_ps(m[3], m[4]);
     __m512 s3 = _mm512_add_ps(m[5], m[6]), d3 = _mm512_sub_ps(m[5], m[6]);
     y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s1), _mm512_add_ps(s2, s3));
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), d3,
-                           _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d2, d1));
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), s3,
-                           _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s2, s1));
-    y[3] = _mm512_add_ps(
-        _mm512_fmadd_ps(_mm512_set1_ps(0.125f), d3,
-                        _mm512_fmadd_ps(_mm512_set1_ps(8.0f), d2, d1)),
-        m[7]);
+    y[1] = _mm512_fmadd_ps(OD__S(0.5f), d3, _mm512_fmadd_ps(OD__S(2.0f), d2, d1));
+    y[2] = _mm512_fmadd_ps(OD__S(0.25f), s3, _mm512_fmadd_ps(OD__S(4.0f), s2, s1));
+    y[3] = _mm512_fmadd_ps(OD__S(0.125f), d3, _mm512_fmadd_ps(OD__S(8.0f), d2, d1));
+    if (rows == 5)
+        y[4] = _mm512_fmadd_ps(OD__S(0.0625f), s3,
+                               _mm512_fmadd_ps(OD__S(16.0f), s2, s1));
+    y[rows - 1] = _mm512_add_ps(y[rows - 1], m[7]);
+#undef OD__S
+}
+
+/* out[k * rows + l] = (A^T M A)[k][l] (rows 4 or 5, as od__at_rows) for the
+ * 8x8 block of vectors M[a][e] at src + (a * 8 + e) * stride. */
+static inline __attribute__((always_inline)) OD__WT void
+od__at_block(const int rows, const float *src, size_t stride, __m512 *out)
+{
+    __m512 tmp[OD__WR][OD__WA];   /* A^T M, by columns */
+    OD__UNROLL
+    for (int e = 0; e < OD__WA; e++) {
+        __m512 mv[OD__WA], y[OD__WR];
+        OD__UNROLL
+        for (int a = 0; a < OD__WA; a++)
+            mv[a] = _mm512_loadu_ps(src + (size_t)(a * OD__WA + e) * stride);
+        od__at_rows(rows, mv, y);
+        OD__UNROLL
+        for (int k = 0; k < rows; k++)
+            tmp[k][e] = y[k];
+    }
+    OD__UNROLL
+    for (int k = 0; k < rows; k++)
+        od__at_rows(rows, tmp[k], out + k * rows);
 }
 
 
@@ -694,29 +718,16 @@ OD__WT static void od__wino_output(const od__wino_plan *p, int nimg,
                                          : (__mmask16)((1u << (p->c_out - cb)) - 1u);
                     __m512 bv = bias ? _mm512_maskz_loadu_ps(live, bias + cb)
                                      : _mm512_setzero_ps();
-                    __m512 tmp[OD__WM][OD__WA];   /* A^T m, by columns */
-                    OD__UNROLL
-                    for (int e = 0; e < OD__WA; e++) {
-                        __m512 mv[OD__WA], y[OD__WM];
-                        OD__UNROLL
-                        for (int a = 0; a < OD__WA; a++)
-                            mv[a] = _mm512_loadu_ps(
-                                src + (size_t)(a * OD__WA + e) * p->cop + cb);
-                        od__at8(mv, y);
-                        OD__UNROLL
-                        for (int k = 0; k < OD__WM; k++)
-                            tmp[k][e] = y[k];
-                    }
+                    __m512 y[OD__WM * OD__WM];
+                    od__at_block(OD__WM, src + cb, p->cop, y);
                     OD__UNROLL
                     for (int k = 0; k < OD__WM; k++) {
-                        __m512 y[OD__WM];
-                        od__at8(tmp[k], y);
                         OD__UNROLL
                         for (int l = 0; l < OD__WM; l++) {
                             float *dst = yt + (((size_t)b * p->th * OD__WM +
                                                 ty * OD__WM + k) * yw +
                                                tx * OD__WM + l) * p->cop + cb;
-                            _mm512_storeu_ps(dst, _mm512_add_ps(y[l], bv));
+                            _mm512_storeu_ps(dst, _mm512_add_ps(y[k * OD__WM + l], bv));
                         }
                     }
                 }
@@ -806,33 +817,27 @@ OD__WT static void od__wino_dy_transform(const od__wino_plan *p, int nimg,
 }
 
 /* dw[o][i] (C_out, C_in, 5, 5) += A5^T acc[.][o][i] A5 for the summed
- * transformed products acc (64, C_out, CIP); plain loops, once per call. */
-static void od__wino_wgrad_output(const od__wino_plan *p, const float *acc,
-                                  float *dw)
+ * transformed products acc (64, C_out, CIP), 16 input channels at a time;
+ * once per call. */
+OD__WT static void od__wino_wgrad_output(const od__wino_plan *p,
+                                         const float *acc, float *dw)
 {
     size_t plane = (size_t)p->c_out * p->cip;
     for (int o = 0; o < p->c_out; o++)
-        for (int i = 0; i < p->c_in; i++) {
-            float blk[OD__WA][OD__WA], tmp[OD__WR][OD__WA];
-            for (int a = 0; a < OD__WA; a++)
-                for (int e = 0; e < OD__WA; e++)
-                    blk[a][e] = acc[(size_t)(a * OD__WA + e) * plane +
-                                    (size_t)o * p->cip + i];
-            for (int k = 0; k < OD__WR; k++)
-                for (int e = 0; e < OD__WA; e++) {
-                    float t = 0.0f;
-                    for (int a = 0; a < OD__WA; a++)
-                        t += od__at5[k][a] * blk[a][e];
-                    tmp[k][e] = t;
-                }
-            float *dst = dw + ((size_t)o * p->c_in + i) * 25;
-            for (int k = 0; k < OD__WR; k++)
-                for (int l = 0; l < OD__WR; l++) {
-                    float t = 0.0f;
-                    for (int e = 0; e < OD__WA; e++)
-                        t += tmp[k][e] * od__at5[l][e];
-                    dst[k * OD__WR + l] += t;
-                }
+        for (int ib = 0; ib < p->c_in; ib += 16) {
+            const float *src = acc + (size_t)o * p->cip + ib;
+            /* out[k * 5 + l][lane]: the 25 taps of 16 input channels. */
+            __m512 y[OD__WR * OD__WR];
+            od__at_block(OD__WR, src, plane, y);
+            float out[OD__WR * OD__WR][16];
+            for (int t = 0; t < OD__WR * OD__WR; t++)
+                _mm512_storeu_ps(out[t], y[t]);
+            int n = p->c_in - ib < 16 ? p->c_in - ib : 16;
+            for (int j = 0; j < n; j++) {
+                float *dst = dw + ((size_t)o * p->c_in + ib + j) * 25;
+                for (int t = 0; t < 25; t++)
+                    dst[t] += out[t][j];
+            }
         }
 }
 
