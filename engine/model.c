@@ -109,8 +109,8 @@ od_status od_model_forward(od_model *m, const od_tensor *x, int training,
     return OD_OK;
 }
 
-od_status od_model_backward_input(od_model *m, const od_tensor *dout,
-                                  od_tensor *dx)
+static od_status od__backward(od_model *m, const od_tensor *dout,
+                              od_tensor *dx, int fresh)
 {
     OD_ASSERT(m->input.data); /* backward needs a forward first */
     const od_tensor *last = m->nlayers ? &m->outs[m->nlayers - 1] : &m->input;
@@ -133,12 +133,29 @@ od_status od_model_backward_input(od_model *m, const od_tensor *dout,
                 if (m->layers[i]->params[k]->trainable)
                     stop = i;
     }
+    /* Fresh gradients: clear those the pass will not set whole, that is
+     * all but the trainable parameters of the layers that honour
+     * ctx->fresh_grads and that the pass reaches. */
+    if (fresh)
+        for (int i = 0; i < m->nlayers; i++) {
+            od_layer *l = m->layers[i];
+            for (int k = 0; k < l->nparams; k++) {
+                od_param *p = l->params[k];
+                if (p->grad.data && !(l->fresh_grads && i >= stop &&
+                                      p->trainable))
+                    memset(p->grad.data, 0, p->grad.size * sizeof(float));
+            }
+        }
     od_tensor cur = *dout;
     for (int i = m->nlayers - 1; i >= stop; i--) {
         od_layer *l = m->layers[i];
         od_tensor next;
         int want_dx = i > stop || dx != NULL;
-        OD_TRY(l->vt->backward(l, m->ctx, &cur, want_dx ? &next : NULL));
+        m->ctx->fresh_grads = fresh && l->fresh_grads;
+        od_status st = l->vt->backward(l, m->ctx, &cur,
+                                       want_dx ? &next : NULL);
+        m->ctx->fresh_grads = 0;
+        OD_TRY(st);
         if (want_dx)
             cur = next;
     }
@@ -147,9 +164,20 @@ od_status od_model_backward_input(od_model *m, const od_tensor *dout,
     return OD_OK;
 }
 
+od_status od_model_backward_input(od_model *m, const od_tensor *dout,
+                                  od_tensor *dx)
+{
+    return od__backward(m, dout, dx, 0);
+}
+
 od_status od_model_backward(od_model *m, const od_tensor *dout)
 {
-    return od_model_backward_input(m, dout, NULL);
+    return od__backward(m, dout, NULL, 0);
+}
+
+od_status od_model_backward_fresh(od_model *m, const od_tensor *dout)
+{
+    return od__backward(m, dout, NULL, 1);
 }
 
 void od_model_zero_grad(od_model *m)

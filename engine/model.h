@@ -26,6 +26,10 @@ typedef struct od_ctx {
     od_trace *trace;  /* may be NULL: no records */
     uint64_t seed;
     uint64_t step;
+    /* Set by od_model_backward_fresh while a layer whose fresh_grads is set
+     * runs its backward: it then sets its parameters' gradients instead of
+     * adding to them. */
+    int fresh_grads;
 } od_ctx;
 
 typedef struct od_param {
@@ -87,6 +91,7 @@ struct od_layer {
     int index;                       /* position in its model (set by
                                         od_model_add; 0 when standalone):
                                         seeds dropout masks */
+    int fresh_grads;                 /* backward honours ctx->fresh_grads */
 };
 
 /* ---- Layer constructors (engine/layers/) ---------------------------------
@@ -163,6 +168,10 @@ od_status od_model_backward(od_model *m, const od_tensor *dout);
 od_status od_model_backward_input(od_model *m, const od_tensor *dout,
                                   od_tensor *dx);
 void od_model_zero_grad(od_model *m);
+/* od_model_zero_grad then od_model_backward, without clearing the
+ * gradients that the backward pass sets whole anyway (the layers that
+ * honour ctx->fresh_grads: linear), which saves a pass over them. */
+od_status od_model_backward_fresh(od_model *m, const od_tensor *dout);
 
 /* Mean softmax cross-entropy of logits (..., classes) against labels (one per
  * row; -1 ignores a row). Writes the mean loss and the number of rows counted;

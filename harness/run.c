@@ -131,9 +131,10 @@ static od_status od__forward_backward(od__run *s, const int32_t *idx, int n,
             for (int j = 0; j < d->labels_per_sample; j++)
                 total += d->y[(size_t)idx[i] * d->labels_per_sample + j] >= 0;
 
-    od_model_zero_grad(s->model);
     double loss_sum = 0;
     int counted = 0;
+    if (n == 0)
+        od_model_zero_grad(s->model);
     for (int start = 0; start < n; start += mb) {
         int k = n - start < mb ? n - start : mb;
         size_t mark = od_arena_mark(s->arena);
@@ -150,7 +151,9 @@ static od_status od__forward_backward(od__run *s, const int32_t *idx, int n,
             for (size_t i = 0; i < dlogits.size; i++)
                 dlogits.data[i] *= share;
         }
-        OD_TRY(od_model_backward(s->model, &dlogits));
+        /* The first micro-batch sets the gradients, the others add. */
+        OD_TRY(start == 0 ? od_model_backward_fresh(s->model, &dlogits)
+                          : od_model_backward(s->model, &dlogits));
         if (mb < n)
             od_arena_release(s->arena, mark);
         loss_sum += part_loss * part_count;

@@ -35,7 +35,7 @@ static int setup(void **state)
     memset(&f, 0, sizeof f);
     f.arena = od_arena_create(0);
     f.pool = od_pool_create(2, NULL);
-    f.ctx = (od_ctx){f.arena, f.pool, NULL, 3, 0};
+    f.ctx = (od_ctx){.arena = f.arena, .pool = f.pool, .seed = 3};
     const od_workload *wl = od_workload_find("fmnist-mlp");
     if (!f.arena || !f.pool || !wl || wl->build_model(&f.ctx, &f.mlp))
         return -1;

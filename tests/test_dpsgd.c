@@ -46,7 +46,7 @@ static int setup(void **state)
     f.arena = od_arena_create(0);
     f.pool = od_pool_create(2, NULL);
     od_trace_init(&f.trace);
-    f.ctx = (od_ctx){f.arena, f.pool, &f.trace, 99, 0};
+    f.ctx = (od_ctx){.arena = f.arena, .pool = f.pool, .trace = &f.trace, .seed = 99};
     od_rng_seed(&f.rng, 5, 11);
     *state = &f;
     return f.arena && f.pool ? 0 : -1;

@@ -36,7 +36,7 @@ static int setup(void **state)
     f.arena = od_arena_create(0);
     f.pool = od_pool_create(2, NULL);
     od_trace_init(&f.trace);
-    f.ctx = (od_ctx){f.arena, f.pool, &f.trace, 1234, 0};
+    f.ctx = (od_ctx){.arena = f.arena, .pool = f.pool, .trace = &f.trace, .seed = 1234};
     od_rng_seed(&f.rng, 42, 7);
     *state = &f;
     return f.arena && f.pool ? 0 : -1;
@@ -598,6 +598,27 @@ static void test_small_model(void **state)
     assert_memory_equal(saved + 27, m->params[2]->grad.data,
                         108 * sizeof(float));
 
+    /* A fresh backward over stale gradients (NaN here) leaves the same
+     * values: the linear layer sets its own, the conv's are cleared first. */
+    float biases[3 + 4];
+    memcpy(biases, m->params[1]->grad.data, 3 * sizeof(float));
+    memcpy(biases + 3, m->params[3]->grad.data, 4 * sizeof(float));
+    for (int k = 0; k < m->nparams; k++)
+        for (size_t i = 0; i < m->params[k]->grad.size; i++)
+            m->params[k]->grad.data[i] = NAN;
+    assert_int_equal(od_model_forward(m, &x, 1, &out), OD_OK);
+    assert_int_equal(od_model_xent(m, &out, labels, &loss, NULL, NULL, &dout),
+                     OD_OK);
+    assert_int_equal(od_model_backward_fresh(m, &dout), OD_OK);
+    for (int i = 0; i < 27; i++)
+        assert_true(m->params[0]->grad.data[i] == saved[i]);
+    for (int i = 0; i < 108; i++)
+        assert_true(m->params[2]->grad.data[i] == saved[27 + i]);
+    for (int i = 0; i < 3; i++)
+        assert_true(m->params[1]->grad.data[i] == biases[i]);
+    for (int i = 0; i < 4; i++)
+        assert_true(m->params[3]->grad.data[i] == biases[3 + i]);
+
     /* With the conv weight frozen, its bias gradient takes the layer's own
      * reduction instead of the kernel's. */
     assert_int_equal(od_model_set_trainable(m, "conv1.weight", 0), 1);
@@ -702,6 +723,23 @@ static void test_frozen(void **state)
     assert_memory_equal(dx_all.data, dx_frozen.data,
                         dx_all.size * sizeof(float));
     assert_true(m->params[4]->grad.data[2] == fc3_grad);
+
+    /* A fresh backward sets the bias of a linear layer whose weight is
+     * frozen, and every other gradient, over stale values. */
+    float fc2_bias[5], fc3_all[15 + 3];
+    memcpy(fc2_bias, m->params[3]->grad.data, sizeof fc2_bias);
+    memcpy(fc3_all, m->params[4]->grad.data, 15 * sizeof(float));
+    memcpy(fc3_all + 15, m->params[5]->grad.data, 3 * sizeof(float));
+    for (int k = 3; k < 6; k++)
+        for (size_t i = 0; i < m->params[k]->grad.size; i++)
+            m->params[k]->grad.data[i] = NAN;
+    assert_int_equal(od_model_backward_fresh(m, &dout), OD_OK);
+    for (int i = 0; i < 5; i++)
+        assert_true(m->params[3]->grad.data[i] == fc2_bias[i]);
+    for (int i = 0; i < 15; i++)
+        assert_true(m->params[4]->grad.data[i] == fc3_all[i]);
+    for (int i = 0; i < 3; i++)
+        assert_true(m->params[5]->grad.data[i] == fc3_all[15 + i]);
 
     /* The gradient checker skips frozen parameters and still passes. */
     od_gradcheck_opts opts = {.seed = 2};

@@ -44,6 +44,7 @@ void od__layer_init(od_layer *l, const od_layer_vtbl *vt, const char *name)
     snprintf(l->name, sizeof l->name, "%s", name ? name : vt->kind);
     l->nparams = 0;
     l->index = 0;
+    l->fresh_grads = 0;
 }
 
 void od__layer_free(od_layer *l, od_arena *a)

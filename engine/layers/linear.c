@@ -78,16 +78,20 @@ static od_status od__linear_backward(od_layer *l, od_ctx *ctx,
     double wsize = (double)L->in * L->out;
     double flops = 0, rd = (double)dy->size, wr = 0;
 
-    /* dW (out, in) += dy^T (out, rows) x (rows, in). */
+    /* dW (out, in) += dy^T (out, rows) x (rows, in), or = with
+     * ctx->fresh_grads (and so for db). */
     if (od__wants_grad(w)) {
         od_gemm(ctx->pool, 1, 0, L->out, L->in, rows, 1.0f, dy->data, L->out,
-                L->x.data, L->in, 1.0f, w->grad.data, L->in);
+                L->x.data, L->in, ctx->fresh_grads ? 0.0f : 1.0f,
+                w->grad.data, L->in);
         flops += 2.0 * macs;
         rd += (double)L->x.size + wsize;
         wr += wsize;
     }
     /* db (out) += column sums of dy. */
     if (od__wants_grad(b)) {
+        if (ctx->fresh_grads)
+            memset(b->grad.data, 0, (size_t)L->out * sizeof(float));
         od_sum_rows(ctx->pool, rows, L->out, dy->data, b->grad.data);
         flops += (double)rows * L->out;
         rd += L->out;
@@ -217,6 +221,7 @@ od_status od_linear_create(od_ctx *ctx, const char *name, int in, int out,
     if (!L)
         return od_fail(OD_ERR_NOMEM, "out of host memory for a layer");
     od__layer_init(&L->base, &od__linear_vtbl, name);
+    L->base.fresh_grads = 1;
     L->arena = ctx->arena;
     L->in = in;
     L->out = out;
