@@ -845,10 +845,17 @@ OD__WT static void od__wino_wgrad_output(const od__wino_plan *p,
 
 typedef struct {
     const od__wino_plan *p;
+    int adjoint;         /* 0: y = conv(x); 1: the input gradient y of dy x */
     const float *x, *u, *bias;
     float *y, *work;     /* work: per worker xt, V, M, yt */
 } od__wino_ctx;
 
+/* Group g, in the worker's xt, V, M and yt. Forward: x channels-last, V =
+ * B^T d B per tile, M = V U per position, y = A^T M A (+ bias). Adjoint,
+ * for the input gradient (x holding dy): dy channels-last in yt's place,
+ * dM = A dy A^T per tile in M's, dV = dM U'^T per position in V's, then
+ * B dV B^T summed into the padded channels-last gradient in xt's, cropped
+ * to y. */
 static void od__wino_task(void *ctx_, int g, int worker)
 {
     od__wino_ctx *c = ctx_;
@@ -863,56 +870,22 @@ static void od__wino_task(void *ctx_, int g, int worker)
     float *v = xt + p->xt_floats;
     float *m = v + p->v_floats;
     float *yt = m + p->m_floats;
-    od__wino_to_nhwc(p, nimg, c->x + lo * p->c_in * p->h * p->w, xt);
-    od__wino_input(p, nimg, xt, v, t_all);
-    size_t up = (size_t)p->cip * p->c_out;
     /* V (T, 64, CIP) and M (T, 64, COP): position q's matrices are every
-     * 64th row. */
+     * 64th row; U (64, CIP, C_out), U' (64, C_out, CIP). */
+    size_t up = (size_t)p->cip * p->c_out;
     int ldv = OD__WA2 * p->cip, ldm = OD__WA2 * p->cop;
-    for (int q = 0; q < OD__WA2; q++)
-        od_gemm(NULL, 0, 0, t_all, p->c_out, p->cip, 1.0f, v + q * p->cip,
-                ldv, c->u + q * up, p->c_out, 0.0f, m + q * p->cop, ldm);
-    od__wino_output(p, nimg, m, t_all, c->bias, yt);
-    od__wino_to_nchw(p, nimg, yt, c->y + lo * p->c_out * p->oh * p->ow);
-}
-
-/* The convolution of plan p with weights w, in scratch of
- * od__conv2d_winograd_scratch floats. */
-static void od__wino_run(od_pool *pool, const od__wino_plan *p,
-                         const float *x, const float *w, const float *bias,
-                         float *y, float *scratch)
-{
-    pthread_once(&od__wino_once, od__wino_build);
-    if (p->groups == 0)
+    if (!c->adjoint) {
+        od__wino_to_nhwc(p, nimg, c->x + lo * p->c_in * p->h * p->w, xt);
+        od__wino_input(p, nimg, xt, v, t_all);
+        for (int q = 0; q < OD__WA2; q++)
+            od_gemm(NULL, 0, 0, t_all, p->c_out, p->cip, 1.0f, v + q * p->cip,
+                    ldv, c->u + q * up, p->c_out, 0.0f, m + q * p->cop, ldm);
+        od__wino_output(p, nimg, m, t_all, c->bias, yt);
+        od__wino_to_nchw(p, nimg, yt, c->y + lo * p->c_out * p->oh * p->ow);
         return;
-    /* wt lives where the workers' buffers go next. */
-    od__wino_weights(p, 0, w, scratch + p->u_floats, scratch);
-    od__wino_ctx c = {p, x, scratch, bias, y, scratch + p->u_floats};
-    od_pool_run(pool, p->groups, od__wino_task, &c);
-}
-
-/* Group g of the input gradient, the adjoint of od__wino_task: dyt, then
- * dM = A dy A^T per tile (in M's place), dV = dM U'^T per position (in V's
- * place), then B dV B^T summed into the padded channels-last gradient (in
- * xt's place), cropped to dx. */
-static void od__wino_bwd_task(void *ctx_, int g, int worker)
-{
-    od__wino_ctx *c = ctx_;
-    const od__wino_plan *p = c->p;
-    size_t lo, hi;
-    od__split((size_t)p->n, (size_t)p->groups, (size_t)g, &lo, &hi);
-    int nimg = (int)(hi - lo);
-    if (nimg == 0)
-        return;
-    int t_all = nimg * p->tiles_img;
-    float *xt = c->work + (size_t)worker * p->worker_floats;
-    float *v = xt + p->xt_floats;
-    float *m = v + p->v_floats;
-    float *dyt = m + p->m_floats;
-    od__wino_dy_to_nhwc(p, nimg, c->x + lo * p->c_out * p->oh * p->ow, dyt);
-    od__wino_dy_transform(p, nimg, 1, dyt, m, t_all);
-    size_t up = (size_t)p->c_out * p->cip;
-    int ldv = OD__WA2 * p->cip, ldm = OD__WA2 * p->cop;
+    }
+    od__wino_dy_to_nhwc(p, nimg, c->x + lo * p->c_out * p->oh * p->ow, yt);
+    od__wino_dy_transform(p, nimg, 1, yt, m, t_all);
     for (int q = 0; q < OD__WA2; q++)
         od_gemm(NULL, 0, 0, t_all, p->cip, p->c_out, 1.0f, m + q * p->cop,
                 ldm, c->u + q * up, p->cip, 0.0f, v + q * p->cip, ldv);
@@ -925,16 +898,20 @@ static void od__wino_bwd_task(void *ctx_, int g, int worker)
                          row, p->cip, c->y + (lo + b) * p->c_in * plane);
 }
 
-static void od__wino_bwd_run(od_pool *pool, const od__wino_plan *p,
-                             const float *dy, const float *w, float *dx,
-                             float *scratch)
+/* The convolution of plan p with weights w (adjoint 0: x to y), or its
+ * input gradient (adjoint 1: dy in x, dx in y), in scratch of
+ * od__conv2d_winograd_scratch floats. */
+static void od__wino_run(od_pool *pool, const od__wino_plan *p, int adjoint,
+                         const float *x, const float *w, const float *bias,
+                         float *y, float *scratch)
 {
     pthread_once(&od__wino_once, od__wino_build);
     if (p->groups == 0)
         return;
-    od__wino_weights(p, 1, w, scratch + p->u_floats, scratch);
-    od__wino_ctx c = {p, dy, scratch, NULL, dx, scratch + p->u_floats};
-    od_pool_run(pool, p->groups, od__wino_bwd_task, &c);
+    /* wt lives where the workers' buffers go next. */
+    od__wino_weights(p, adjoint, w, scratch + p->u_floats, scratch);
+    od__wino_ctx c = {p, adjoint, x, scratch, bias, y, scratch + p->u_floats};
+    od_pool_run(pool, p->groups, od__wino_task, &c);
 }
 
 typedef struct {
@@ -1003,21 +980,13 @@ static void od__wgrad_run(od_pool *pool, const od__wino_plan *p,
 
 #else
 
-static void od__wino_run(od_pool *pool, const od__wino_plan *p,
+static void od__wino_run(od_pool *pool, const od__wino_plan *p, int adjoint,
                          const float *x, const float *w, const float *bias,
                          float *y, float *scratch)
 {
-    (void)pool, (void)p, (void)x, (void)w, (void)bias, (void)y;
+    (void)pool, (void)p, (void)adjoint, (void)x, (void)w, (void)bias, (void)y;
     (void)scratch;
     (void)od__wino_build, (void)od__wino_once;  /* x86-64 only */
-    OD_ASSERT(!"Winograd convolution on a non-x86-64 build");
-}
-
-static void od__wino_bwd_run(od_pool *pool, const od__wino_plan *p,
-                             const float *dy, const float *w, float *dx,
-                             float *scratch)
-{
-    (void)pool, (void)p, (void)dy, (void)w, (void)dx, (void)scratch;
     OD_ASSERT(!"Winograd convolution on a non-x86-64 build");
 }
 
@@ -1037,7 +1006,7 @@ void od__conv2d_winograd_forward(od_pool *pool, const od_conv2d_shape *s,
 {
     OD_ASSERT(od__conv2d_winograd(s));
     od__wino_plan p = od__plan_fwd(s, od_pool_threads(pool));
-    od__wino_run(pool, &p, x, w, bias, y, scratch);
+    od__wino_run(pool, &p, 0, x, w, bias, y, scratch);
 }
 
 void od__conv2d_winograd_backward_data(od_pool *pool,
@@ -1047,7 +1016,7 @@ void od__conv2d_winograd_backward_data(od_pool *pool,
 {
     OD_ASSERT(od__conv2d_winograd(s));
     od__wino_plan p = od__plan_fwd(s, od_pool_threads(pool));
-    od__wino_bwd_run(pool, &p, dy, w, dx, scratch);
+    od__wino_run(pool, &p, 1, dy, w, NULL, dx, scratch);
 }
 
 void od__conv2d_winograd_backward_weight(od_pool *pool,
@@ -1058,14 +1027,6 @@ void od__conv2d_winograd_backward_weight(od_pool *pool,
     OD_ASSERT(od__conv2d_winograd(s));
     od__wino_plan p = od__plan_fwd(s, od_pool_threads(pool));
     od__wgrad_run(pool, &p, x, dy, dw, scratch);
-    if (db) {
-        size_t plane = (size_t)p.oh * p.ow;
-        for (int o = 0; o < s->c_out; o++) {
-            float acc = 0.0f;
-            for (int b = 0; b < s->n; b++)
-                acc += od__sum_lanes(plane,
-                                     dy + ((size_t)b * s->c_out + o) * plane);
-            db[o] += acc;
-        }
-    }
+    if (db)
+        od_conv2d_bias_grad(s, dy, NULL, db);
 }

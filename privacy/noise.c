@@ -199,6 +199,24 @@ static int od__wedge_pass(const od_noise *g, const uint32_t *u,
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+/* Entry iz (0..127, per lane) of a 128-entry table of 32-bit values held
+ * in 8 registers: 32 entries at a time by two-table permutes, bits 5 and 6
+ * of iz picking which. */
+static inline __attribute__((always_inline,
+                             target("avx512f,avx512bw,avx512dq,avx512vl")))
+__m512i od__lookup128(const __m512i t[8], __m512i iz)
+{
+    __mmask16 b5 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(32));
+    __mmask16 b6 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(64));
+    __m512i lo = _mm512_mask_blend_epi32(
+        b5, _mm512_permutex2var_epi32(t[0], iz, t[1]),
+        _mm512_permutex2var_epi32(t[2], iz, t[3]));
+    __m512i hi = _mm512_mask_blend_epi32(
+        b5, _mm512_permutex2var_epi32(t[4], iz, t[5]),
+        _mm512_permutex2var_epi32(t[6], iz, t[7]));
+    return _mm512_mask_blend_epi32(b6, lo, hi);
+}
+
 /* od__fast_pass 16 words at a time, with the same float operations in the
  * same order, so that the values and the list equal the scalar pass's bit
  * for bit; the samples past the last multiple of 16 go the scalar way. */
@@ -211,40 +229,22 @@ static int od__fast_pass_avx512(const od_noise *g, const uint32_t *u,
     const __m512 sv = _mm512_set1_ps(std), cv = _mm512_set1_ps(scale);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
                                            11, 12, 13, 14, 15);
-    /* The 128-entry tables in registers, looked up 32 entries at a time
-     * by two-table permutes (cheaper than gathers). */
-    __m512i kt[8];
-    __m512 wt[8];
+    /* The 128-entry tables in registers (cheaper than gathers). */
+    __m512i kt[8], wt[8];
     for (int t = 0; t < 8; t++) {
         kt[t] = _mm512_loadu_si512(g->kn + 16 * t);
-        wt[t] = _mm512_loadu_ps(g->wn + 16 * t);
+        wt[t] = _mm512_castps_si512(_mm512_loadu_ps(g->wn + 16 * t));
     }
     int k = 0, nb = 0;
     for (; k + 16 <= n; k += 16) {
         __m512i w = _mm512_loadu_si512(u + k);
         __m512i iz = _mm512_and_si512(w, low7);       /* layer */
         __m512i hz = _mm512_srai_epi32(w, 7);         /* signed value */
-        /* Entries 32q..32q+31 from tables 2q, 2q+1; bits 5 and 6 of the
-         * layer pick q. */
-        __mmask16 b5 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(32));
-        __mmask16 b6 = _mm512_test_epi32_mask(iz, _mm512_set1_epi32(64));
-        __m512i k01 = _mm512_mask_blend_epi32(
-            b5, _mm512_permutex2var_epi32(kt[0], iz, kt[1]),
-            _mm512_permutex2var_epi32(kt[2], iz, kt[3]));
-        __m512i k23 = _mm512_mask_blend_epi32(
-            b5, _mm512_permutex2var_epi32(kt[4], iz, kt[5]),
-            _mm512_permutex2var_epi32(kt[6], iz, kt[7]));
-        __m512 w01 = _mm512_mask_blend_ps(
-            b5, _mm512_permutex2var_ps(wt[0], iz, wt[1]),
-            _mm512_permutex2var_ps(wt[2], iz, wt[3]));
-        __m512 w23 = _mm512_mask_blend_ps(
-            b5, _mm512_permutex2var_ps(wt[4], iz, wt[5]),
-            _mm512_permutex2var_ps(wt[6], iz, wt[7]));
-        __mmask16 ok = _mm512_cmplt_epu32_mask(
-            _mm512_abs_epi32(hz), _mm512_mask_blend_epi32(b6, k01, k23));
+        __mmask16 ok = _mm512_cmplt_epu32_mask(_mm512_abs_epi32(hz),
+                                               od__lookup128(kt, iz));
         __m512 v = _mm512_mul_ps(
             sv, _mm512_mul_ps(_mm512_cvtepi32_ps(hz),
-                              _mm512_mask_blend_ps(b6, w01, w23)));
+                              _mm512_castsi512_ps(od__lookup128(wt, iz))));
         if (add)
             v = _mm512_mul_ps(
                 _mm512_add_ps(_mm512_maskz_loadu_ps(ok, x + k), v), cv);
