@@ -562,16 +562,13 @@ static void od__bwd_weight_task(void *ctx_, int task, int worker)
     od__bwd_weight_chunk(ctx_, task, worker);
 }
 
-void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy,
-                         const float *scale, float *db)
+void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy, float *db)
 {
     size_t plane = (size_t)od_conv2d_out_h(s) * (size_t)od_conv2d_out_w(s);
     for (int i = 0; i < s->n; i++)
-        for (int co = 0; co < s->c_out; co++) {
-            float g = od__sum_lanes(
-                plane, dy + ((size_t)i * s->c_out + co) * plane);
-            db[co] += scale ? scale[i] * g : g;
-        }
+        for (int co = 0; co < s->c_out; co++)
+            db[co] += od__sum_lanes(plane,
+                                    dy + ((size_t)i * s->c_out + co) * plane);
 }
 
 /* Add chunks' partial sums, in chunk order, to dw (C_out, K) and db

@@ -55,10 +55,8 @@ void od_conv2d_backward_data(od_pool *pool, const od_conv2d_shape *s,
 void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
                                const float *x, const float *dy, float *dw,
                                float *db, float *scratch);
-/* db (C_out) += dy (N, C_out, OH, OW) summed over examples and positions,
- * example i weighted by scale[i] when scale is not NULL. */
-void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy,
-                         const float *scale, float *db);
+/* db (C_out) += dy (N, C_out, OH, OW) summed over examples and positions. */
+void od_conv2d_bias_grad(const od_conv2d_shape *s, const float *dy, float *db);
 /* sqnorm[i] += the squared norm of example i's own weight gradient (when
  * want_w) plus that of its bias gradient (when want_b), for the N
  * examples of x and dy; scratch of od_conv2d_pergrad_scratch_floats.

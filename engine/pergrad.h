@@ -15,8 +15,8 @@
  *     slot), else by materialising one example's gradient at a time;
  *  2. every layer's output gradient is re-weighted example by example with
  *     the clip factors and the layers' backward passes accumulate the
- *     parameter gradients, without input gradients (a layer may scale its
- *     input instead, or sum the per-example gradients its norms kept:
+ *     parameter gradients, without input gradients (a layer may instead
+ *     sum the per-example gradients its norms kept:
  *     the scaled_backward slot; conv2d keeps them when they are small).
  *
  * One layer may fold sweep 2 into sweep 1 (the clipped_grad slot): when it

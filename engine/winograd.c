@@ -1028,5 +1028,5 @@ void od__conv2d_winograd_backward_weight(od_pool *pool,
     od__wino_plan p = od__plan_fwd(s, od_pool_threads(pool));
     od__wgrad_run(pool, &p, x, dy, dw, scratch);
     if (db)
-        od_conv2d_bias_grad(s, dy, NULL, db);
+        od_conv2d_bias_grad(s, dy, db);
 }

@@ -120,9 +120,8 @@ static od_model *build(fixture *f, model_kind kind, int *ndim, int *dims,
         break;
     }
     case MODEL_CONV:
-        /* The first convolution's output is larger than its input (the
-         * clipped sum scales the input), the second's smaller (it scales
-         * the output gradient). */
+        /* The larger convolution folds its clipped sum into its norm pass;
+         * the smaller keeps its per-example gradients for it. */
         ADD(od_conv2d_create(&f->ctx, "wide", 2, 6, 3, 3, 1, 1, 1, L_));
         ADD(od_activation_create("act0", OD_ACT_TANH, L_));
         ADD(od_conv2d_create(&f->ctx, "conv", 6, 3, 3, 3, 2, 1, 1, L_));

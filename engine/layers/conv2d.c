@@ -137,7 +137,7 @@ static od_status od__conv2d_backward(od_layer *l, od_ctx *ctx,
         rd += (double)L->x.size + wsize;
         wr += wsize;
     } else if (od__wants_grad(b)) {
-        od_conv2d_bias_grad(&L->shape, dy->data, NULL, b->grad.data);
+        od_conv2d_bias_grad(&L->shape, dy->data, b->grad.data);
     }
     if (od__wants_grad(b)) {
         flops += (double)dy->size;
@@ -227,11 +227,7 @@ static od_status od__conv2d_clipped_grad(od_layer *l, od_ctx *ctx,
 }
 
 /* The clipped sum of engine/pergrad.c: from the per-example gradients
- * when the norms kept them. Otherwise: the weight gradient is linear in
- * the input as in the output gradient, so when the input is the smaller
- * of the two (early layers: conv1 of fmnist-cnn has 784 inputs against
- * 18 432 outputs per example) the input's rows are scaled, in a copy, and
- * the bias gradient is summed example by example. */
+ * when the norms kept them, else by scaling dy's example rows. */
 static od_status od__conv2d_scaled_backward(od_layer *l, od_ctx *ctx,
                                            od_tensor *dy, const float *scale)
 {
@@ -250,37 +246,8 @@ static od_status od__conv2d_scaled_backward(od_layer *l, od_ctx *ctx,
                  (double)w->grad.size + (b ? (double)L->c_out : 0), t0);
         return OD_OK;
     }
-    if (L->x.size >= dy->size || !od__wants_grad(w)) {
-        od_tensor_scale_rows(dy, scale);
-        return od__conv2d_backward(l, ctx, dy, NULL);
-    }
-    OD_ASSERT(L->x.data); /* backward needs a forward first */
-    uint64_t t0 = od_now_ns();
-    OD_TRY(od__check_same(l, "output gradient", dy, L->y.ndim, L->y.dims));
-    size_t mark = od_arena_mark(ctx->arena);
-    od_tensor xs;
-    od_status st = od_tensor_alloc_uninit(ctx->arena, OD_MEM_SCRATCH, &xs,
-                                          L->x.ndim, L->x.dims);
-    float *scratch = NULL;
-    if (st == OD_OK)
-        st = od__conv2d_scratch(ctx, &L->shape, &scratch);
-    if (st != OD_OK) {
-        od_arena_release(ctx->arena, mark);
-        return st;
-    }
-    memcpy(xs.data, L->x.data, L->x.size * sizeof(float));
-    od_tensor_scale_rows(&xs, scale);
-    od_conv2d_backward_weight(ctx->pool, &L->shape, xs.data, dy->data,
-                              w->grad.data, NULL, scratch);
-    od_arena_release(ctx->arena, mark);
-
-    if (od__wants_grad(b))
-        od_conv2d_bias_grad(&L->shape, dy->data, scale, b->grad.data);
-    double macs = (double)dy->size * L->c_in * L->kh * L->kw;
-    od__cost(ctx, l, OD_OP_CONV, OD_PHASE_BACKWARD, 2.0 * macs + 2.0 * L->x.size,
-             2.0 * (double)L->x.size + (double)dy->size,
-             (double)w->grad.size + (b ? (double)L->c_out : 0), t0);
-    return OD_OK;
+    od_tensor_scale_rows(dy, scale);
+    return od__conv2d_backward(l, ctx, dy, NULL);
 }
 
 /* PyTorch's nn.Conv2d: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
