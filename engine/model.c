@@ -137,15 +137,9 @@ static od_status od__backward(od_model *m, const od_tensor *dout,
      * all but the trainable parameters of the layers that honour
      * ctx->fresh_grads and that the pass reaches. */
     if (fresh)
-        for (int i = 0; i < m->nlayers; i++) {
-            od_layer *l = m->layers[i];
-            for (int k = 0; k < l->nparams; k++) {
-                od_param *p = l->params[k];
-                if (p->grad.data && !(l->fresh_grads && i >= stop &&
-                                      p->trainable))
-                    memset(p->grad.data, 0, p->grad.size * sizeof(float));
-            }
-        }
+        for (int i = 0; i < m->nlayers; i++)
+            od_layer_zero_grad(m->layers[i],
+                               m->layers[i]->fresh_grads && i >= stop);
     od_tensor cur = *dout;
     for (int i = m->nlayers - 1; i >= stop; i--) {
         od_layer *l = m->layers[i];
@@ -178,6 +172,15 @@ od_status od_model_backward(od_model *m, const od_tensor *dout)
 od_status od_model_backward_fresh(od_model *m, const od_tensor *dout)
 {
     return od__backward(m, dout, NULL, 1);
+}
+
+void od_layer_zero_grad(od_layer *l, int set_whole)
+{
+    for (int k = 0; k < l->nparams; k++) {
+        od_param *p = l->params[k];
+        if (p->grad.data && !(set_whole && p->trainable))
+            memset(p->grad.data, 0, p->grad.size * sizeof(float));
+    }
 }
 
 void od_model_zero_grad(od_model *m)

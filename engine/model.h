@@ -168,6 +168,10 @@ od_status od_model_backward(od_model *m, const od_tensor *dout);
 od_status od_model_backward_input(od_model *m, const od_tensor *dout,
                                   od_tensor *dx);
 void od_model_zero_grad(od_model *m);
+/* Clear layer l's gradients; with set_whole, only those of its frozen
+ * parameters, when a backward with ctx->fresh_grads will set the others
+ * whole. */
+void od_layer_zero_grad(od_layer *l, int set_whole);
 /* od_model_zero_grad then od_model_backward, without clearing the
  * gradients that the backward pass sets whole anyway (the layers that
  * honour ctx->fresh_grads: linear), which saves a pass over them. */

@@ -142,6 +142,15 @@ static od_status od__norm_sweep(od_model *m, const od_tensor *dout,
     return OD_OK;
 }
 
+/* Whether sweep 2 of a fresh clipped backward sets layer li's trainable
+ * gradients whole: it runs the layer's plain backward, which honours
+ * ctx->fresh_grads. */
+static int od__sets_whole(const od_layer *l, int li, int first, int one_pass)
+{
+    return l->fresh_grads && li >= first && li != one_pass &&
+           !l->vt->scaled_backward;
+}
+
 static od_status od__check_dout(const od_model *m, const od_tensor *dout)
 {
     OD_ASSERT(m->input.data); /* needs a forward first */
@@ -178,9 +187,9 @@ od_status od_pergrad_norms(od_model *m, const od_tensor *dout, float *norms)
     return OD_OK;
 }
 
-od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
+static od_status od__clipped_backward(od_model *m, const od_tensor *dout,
                                       float clip_norm, float *norms,
-                                      float *scales)
+                                      float *scales, int fresh)
 {
     OD_TRY(od__check_dout(m, dout));
     od_ctx *ctx = m->ctx;
@@ -216,6 +225,14 @@ od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
     }
     int first;
     OD_TRY(od__norm_sweep(m, &d, dys, sq, one_pass, &first));
+    /* Fresh gradients: those that sweep 2 sets whole are the trainable
+     * ones of the layers it reaches by the plain route and that honour
+     * ctx->fresh_grads; the rest are cleared. */
+    if (fresh)
+        for (int li = 0; li < m->nlayers; li++) {
+            od_layer *l = m->layers[li];
+            od_layer_zero_grad(l, od__sets_whole(l, li, first, one_pass));
+        }
     if (one_pass >= 0)
         OD_TRY(m->layers[one_pass]->vt->clipped_grad(
             m->layers[one_pass], ctx, &dys[one_pass], clip_norm, sq));
@@ -241,8 +258,27 @@ od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
             OD_TRY(l->vt->scaled_backward(l, ctx, dy, scale));
         } else {
             od_tensor_scale_rows(dy, scale);
-            OD_TRY(l->vt->backward(l, ctx, dy, NULL));
+            ctx->fresh_grads = fresh && od__sets_whole(l, li, first,
+                                                       one_pass);
+            od_status st = l->vt->backward(l, ctx, dy, NULL);
+            ctx->fresh_grads = 0;
+            OD_TRY(st);
         }
     }
     return OD_OK;
+}
+
+od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
+                                      float clip_norm, float *norms,
+                                      float *scales)
+{
+    return od__clipped_backward(m, dout, clip_norm, norms, scales, 0);
+}
+
+od_status od_pergrad_clipped_backward_fresh(od_model *m,
+                                            const od_tensor *dout,
+                                            float clip_norm, float *norms,
+                                            float *scales)
+{
+    return od__clipped_backward(m, dout, clip_norm, norms, scales, 1);
 }

@@ -46,6 +46,14 @@
 od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
                                       float clip_norm, float *norms,
                                       float *scales);
+/* As od_pergrad_clipped_backward on zeroed gradients, without clearing
+ * those that the pass sets whole (the layers that honour ctx->fresh_grads
+ * and take the plain re-weighted backward): the first micro-batch of a
+ * step. */
+od_status od_pergrad_clipped_backward_fresh(od_model *m,
+                                            const od_tensor *dout,
+                                            float clip_norm, float *norms,
+                                            float *scales);
 
 /* Only the per-example gradient norms (N) of the last forward, for dout as
  * above; parameter gradients are left as they were. */

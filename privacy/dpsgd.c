@@ -96,11 +96,24 @@ int od_dpsgd_poisson_batch(const od_dpsgd *d, uint64_t step, int32_t *idx)
     od_rng rng;
     od_rng_seed(&rng, d->cfg.seed, 0x504f4953534f4eull ^ step); /* stream */
     double q = od_dpsgd_sampling_rate(d);
-    int n = 0;
-    for (int i = 0; i < d->cfg.dataset_size; i++)
-        if (od_rng_uniform(&rng) < q)
-            idx[n++] = i;
-    return n;
+    int size = d->cfg.dataset_size, n = 0;
+    if (q >= 1.0) {
+        for (int i = 0; i < size; i++)
+            idx[i] = i;
+        return size;
+    }
+    /* Each example in with probability q, independently: the gaps between
+     * the chosen are Geometric(q), P(gap >= k) = (1 - q)^k, drawn as
+     * floor(log U / log(1 - q)) with U uniform in (0, 1]. About qN + 1
+     * draws instead of N. */
+    double l1q = log1p(-q);
+    for (double i = -1;;) {
+        double u = 1.0 - od_rng_uniform(&rng);
+        i += 1.0 + floor(log(u) / l1q);
+        if (i >= size)
+            return n;
+        idx[n++] = (int32_t)i;
+    }
 }
 
 od_status od_dpsgd_example_xent(od_model *m, const od_tensor *logits,
@@ -148,10 +161,11 @@ static od_status od__check_sampling(const od_dpsgd *d)
 }
 
 /* One micro-batch: forward, per-example loss gradients, clipped sum into
- * the gradients. Adds its loss sum and labelled rows. */
+ * the gradients (in place of them when first is set). Adds its loss sum
+ * and labelled rows. */
 static od_status od__microbatch(od_dpsgd *d, od_model *m, const int32_t *idx,
-                                int n, od_dpsgd_fetch_fn fetch, void *arg,
-                                double *loss_sum, int64_t *rows)
+                                int n, int first, od_dpsgd_fetch_fn fetch,
+                                void *arg, double *loss_sum, int64_t *rows)
 {
     od_tensor x, logits, dlogits;
     int32_t *labels;
@@ -166,8 +180,9 @@ static od_status od__microbatch(od_dpsgd *d, od_model *m, const int32_t *idx,
 
     double c = d->cfg.clip_norm;
     float clip = d->cfg.test_disable_clipping ? INFINITY : (float)c;
-    OD_TRY(od_pergrad_clipped_backward(m, &dlogits, clip, d->norms,
-                                       d->scales));
+    OD_TRY((first ? od_pergrad_clipped_backward_fresh
+                  : od_pergrad_clipped_backward)(m, &dlogits, clip, d->norms,
+                                                 d->scales));
     for (int i = 0; i < n; i++) {
         double norm = d->norms[i];
         d->stats.norm_sum += norm;
@@ -200,16 +215,18 @@ od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
     d->stats.last_batch = n;
     d->stats.empty_batches += n == 0;
 
-    /* The clipped sum, micro-batch by micro-batch. */
-    od_model_zero_grad(m);
+    /* The clipped sum, micro-batch by micro-batch; the first sets the
+     * gradients, and an empty batch leaves them zero. */
+    if (n == 0)
+        od_model_zero_grad(m);
     int mb = d->cfg.microbatch > 0 ? d->cfg.microbatch : (n > 0 ? n : 1);
     double loss_sum = 0;
     int64_t rows = 0;
     for (int start = 0; start < n; start += mb) {
         int k = n - start < mb ? n - start : mb;
         size_t mark = od_arena_mark(ctx->arena);
-        od_status st = od__microbatch(d, m, idx + start, k, fetch, arg,
-                                      &loss_sum, &rows);
+        od_status st = od__microbatch(d, m, idx + start, k, start == 0,
+                                      fetch, arg, &loss_sum, &rows);
         od_arena_release(ctx->arena, mark);
         OD_TRY(st);
     }

@@ -1,4 +1,5 @@
-/* Gaussian noise from ChaCha20 through the ziggurat (see noise.h). */
+/* Gaussian noise from AES-128 in counter mode through the ziggurat (see
+ * noise.h). */
 #include "privacy/noise.h"
 
 #include <math.h>
@@ -12,7 +13,7 @@
 
 #define OD__CHUNK 4096                 /* values per keystream range */
 #define OD__SPARE 256                  /* spare words fetched at once */
-#define OD__CHUNK_BLOCKS_LOG2 20       /* 64-byte blocks per chunk range */
+#define OD__CHUNK_BLOCKS_LOG2 20       /* 16-byte blocks per chunk range */
 #define OD__ZIG_R 3.442619855899       /* start of the tail, 128 layers */
 #define OD__ZIG_V 9.91256303526217e-3  /* area of each layer */
 #define OD__ZIG_M 16777216.0           /* 2^24: scale of the 25-bit value */
@@ -23,7 +24,7 @@ od_status od_noise_init(od_noise *g, uint64_t seed)
         return od_fail(OD_ERR_UNSUPPORTED, "libsodium failed to initialise;"
                        " DP noise is unavailable");
     memset(g, 0, sizeof *g);
-    unsigned char msg[24] = "ondev dp noise v2";
+    unsigned char msg[24] = "ondev dp noise v3";
     for (int i = 0; i < 8; i++)
         msg[16 + i] = (unsigned char)(seed >> (8 * i));
     crypto_generichash(g->key, sizeof g->key, msg, sizeof msg, NULL, 0);
@@ -49,10 +50,10 @@ od_status od_noise_init(od_noise *g, uint64_t seed)
     return OD_OK;
 }
 
-/* A supply of uniform 32-bit words: a range of ChaCha20 keystream blocks
- * under the key, with the 64-bit block counter in state words 12-13 and
- * the 64-bit nonce in words 14-15 (the original ChaCha20 layout, which is
- * OpenSSL's 16-byte IV read as counter then nonce). */
+/* A supply of uniform 32-bit words: a range of AES-128-CTR keystream
+ * blocks under the key, each counter block the 64-bit nonce followed by
+ * the 64-bit block number, big-endian (OpenSSL's 16-byte IV is the first
+ * counter block; the ranges used never carry into the nonce). */
 typedef struct od__words {
     EVP_CIPHER_CTX *ctx;
     const unsigned char *nonce;
@@ -65,8 +66,8 @@ static void od__words_refill(od__words *s)
 {
     unsigned char iv[16];
     for (int i = 0; i < 8; i++) {
-        iv[i] = (unsigned char)(s->block >> (8 * i));
-        iv[8 + i] = s->nonce[i];
+        iv[i] = s->nonce[i];
+        iv[8 + i] = (unsigned char)(s->block >> (56 - 8 * i));
     }
     /* The keystream is the encryption of zeros, read from a shared block
      * rather than written into the buffer first. */
@@ -78,7 +79,7 @@ static void od__words_refill(od__words *s)
     OD_ASSERT(EVP_EncryptUpdate(s->ctx, (unsigned char *)s->w, &out, zeros,
                                 bytes) == 1
               && out == bytes);
-    s->block += (uint64_t)bytes / 64;
+    s->block += (uint64_t)bytes / 16;
     s->pos = 0;
 }
 
@@ -360,7 +361,7 @@ static void od__fill_chunk(void *arg, int task, int worker)
     int bad[OD__CHUNK + 16], later[OD__CHUNK + 16];
     size_t lo = (size_t)task * OD__CHUNK;
     int n = (int)(lo + OD__CHUNK < j->n ? OD__CHUNK : j->n - lo);
-    /* Whole blocks of 16 words: the chunk's last block may be partly used. */
+    /* Whole vectors of 16 words: the chunk's last may be partly used. */
     od__words own = {j->ctx[worker], j->nonce, base, words, 0, (n + 15) & ~15};
     od__words spare = {j->ctx[worker], j->nonce,
                        base + ((uint64_t)1 << (OD__CHUNK_BLOCKS_LOG2 - 1)),
@@ -424,7 +425,7 @@ static void od__fill(const od_noise *g, od_pool *pool, uint64_t stream,
     for (int w = 0; w < workers; w++) {
         ctx[w] = EVP_CIPHER_CTX_new();
         OD_ASSERT(ctx[w] != NULL);
-        OD_ASSERT(EVP_EncryptInit_ex(ctx[w], EVP_chacha20(), NULL, g->key,
+        OD_ASSERT(EVP_EncryptInit_ex(ctx[w], EVP_aes_128_ctr(), NULL, g->key,
                                      NULL) == 1);
     }
     od_pool_run(pool, chunks, od__fill_chunk, &j);

