@@ -109,8 +109,18 @@ od_status od_model_forward(od_model *m, const od_tensor *x, int training,
     return OD_OK;
 }
 
+/* How a backward pass treats the parameter gradients: adds to them, sets
+ * them (clearing those it would not set whole), or, where a layer can,
+ * applies the update they feed instead (od_model_backward_apply). */
+typedef enum od__grad_mode {
+    OD__GRAD_ADD,
+    OD__GRAD_FRESH,
+    OD__GRAD_APPLY
+} od__grad_mode;
+
 static od_status od__backward(od_model *m, const od_tensor *dout,
-                              od_tensor *dx, int fresh)
+                              od_tensor *dx, od__grad_mode mode,
+                              float alpha, float beta)
 {
     OD_ASSERT(m->input.data); /* backward needs a forward first */
     const od_tensor *last = m->nlayers ? &m->outs[m->nlayers - 1] : &m->input;
@@ -135,20 +145,28 @@ static od_status od__backward(od_model *m, const od_tensor *dout,
     }
     /* Fresh gradients: clear those the pass will not set whole, that is
      * all but the trainable parameters of the layers that honour
-     * ctx->fresh_grads and that the pass reaches. */
+     * ctx->fresh_grads (or, applying, ctx->apply_update, whose gradients
+     * go unused) and that the pass reaches. */
+    int fresh = mode != OD__GRAD_ADD;
     if (fresh)
-        for (int i = 0; i < m->nlayers; i++)
-            od_layer_zero_grad(m->layers[i],
-                               m->layers[i]->fresh_grads && i >= stop);
+        for (int i = 0; i < m->nlayers; i++) {
+            od_layer *l = m->layers[i];
+            int applies = mode == OD__GRAD_APPLY && l->applies_update;
+            od_layer_zero_grad(l, (l->fresh_grads || applies) && i >= stop);
+        }
+    od_ctx *ctx = m->ctx;
     od_tensor cur = *dout;
     for (int i = m->nlayers - 1; i >= stop; i--) {
         od_layer *l = m->layers[i];
         od_tensor next;
         int want_dx = i > stop || dx != NULL;
-        m->ctx->fresh_grads = fresh && l->fresh_grads;
-        od_status st = l->vt->backward(l, m->ctx, &cur,
+        ctx->fresh_grads = fresh && l->fresh_grads;
+        ctx->apply_update = mode == OD__GRAD_APPLY && l->applies_update;
+        ctx->apply_alpha = alpha;
+        ctx->apply_beta = beta;
+        od_status st = l->vt->backward(l, ctx, &cur,
                                        want_dx ? &next : NULL);
-        m->ctx->fresh_grads = 0;
+        ctx->fresh_grads = ctx->apply_update = 0;
         OD_TRY(st);
         if (want_dx)
             cur = next;
@@ -161,17 +179,23 @@ static od_status od__backward(od_model *m, const od_tensor *dout,
 od_status od_model_backward_input(od_model *m, const od_tensor *dout,
                                   od_tensor *dx)
 {
-    return od__backward(m, dout, dx, 0);
+    return od__backward(m, dout, dx, OD__GRAD_ADD, 0, 0);
 }
 
 od_status od_model_backward(od_model *m, const od_tensor *dout)
 {
-    return od__backward(m, dout, NULL, 0);
+    return od__backward(m, dout, NULL, OD__GRAD_ADD, 0, 0);
 }
 
 od_status od_model_backward_fresh(od_model *m, const od_tensor *dout)
 {
-    return od__backward(m, dout, NULL, 1);
+    return od__backward(m, dout, NULL, OD__GRAD_FRESH, 0, 0);
+}
+
+od_status od_model_backward_apply(od_model *m, const od_tensor *dout,
+                                  float alpha, float beta)
+{
+    return od__backward(m, dout, NULL, OD__GRAD_APPLY, alpha, beta);
 }
 
 void od_layer_zero_grad(od_layer *l, int set_whole)

@@ -30,6 +30,12 @@ typedef struct od_ctx {
      * runs its backward: it then sets its parameters' gradients instead of
      * adding to them. */
     int fresh_grads;
+    /* Set by od_model_backward_apply while a layer whose applies_update is
+     * set runs its backward: instead of forming its trainable parameters'
+     * gradients it updates the parameters, p = apply_beta p + apply_alpha
+     * grad, and sets their `applied` flags. */
+    int apply_update;
+    float apply_alpha, apply_beta;
 } od_ctx;
 
 typedef struct od_param {
@@ -37,6 +43,8 @@ typedef struct od_param {
     od_tensor value;   /* arena category: parameters */
     od_tensor grad;    /* arena category: gradients (allocated only when trainable) */
     int trainable;     /* 0: frozen; no gradient is kept or applied */
+    int applied;       /* updated by the last backward (ctx->apply_update);
+                          the next od_optim_step leaves it alone */
 } od_param;
 
 typedef struct od_layer od_layer;
@@ -92,6 +100,7 @@ struct od_layer {
                                         od_model_add; 0 when standalone):
                                         seeds dropout masks */
     int fresh_grads;                 /* backward honours ctx->fresh_grads */
+    int applies_update;              /* backward honours ctx->apply_update */
 };
 
 /* ---- Layer constructors (engine/layers/) ---------------------------------
@@ -176,6 +185,16 @@ void od_layer_zero_grad(od_layer *l, int set_whole);
  * gradients that the backward pass sets whole anyway (the layers that
  * honour ctx->fresh_grads: linear), which saves a pass over them. */
 od_status od_model_backward_fresh(od_model *m, const od_tensor *dout);
+/* od_model_backward_fresh, except that the layers that can (linear) do not
+ * form their trainable parameters' gradients but update the parameters
+ * with them at once, p = beta p + alpha grad, and set their `applied`
+ * flags; their gradient buffers are left as they were. The update is
+ * folded into the weight-gradient product (C = alpha A B + beta C on the
+ * weights), which saves writing the gradients and the optimiser's pass
+ * over them. For a plain SGD step; od_optim_fusable gives alpha and beta,
+ * and the od_optim_step that follows updates only the other parameters. */
+od_status od_model_backward_apply(od_model *m, const od_tensor *dout,
+                                  float alpha, float beta);
 
 /* Mean softmax cross-entropy of logits (..., classes) against labels (one per
  * row; -1 ignores a row). Writes the mean loss and the number of rows counted;

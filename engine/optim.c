@@ -370,6 +370,18 @@ static void od__upd_task(void *ctx, int task, int worker)
     od__adam_range(u, lo, hi);
 }
 
+int od_optim_fusable(const od_optim *o, float lr, float *alpha, float *beta)
+{
+    const od_optim_config *c = &o->cfg;
+    if (lr < 0.0f)
+        lr = c->lr;
+    if (c->kind != OD_OPTIM_SGD || c->momentum != 0.0f || !isfinite(lr))
+        return 0;
+    *alpha = -lr;
+    *beta = (float)(1.0 - (double)lr * (double)c->weight_decay);
+    return 1;
+}
+
 od_status od_optim_step(od_optim *o, float lr)
 {
     OD_ASSERT(o);
@@ -398,6 +410,10 @@ od_status od_optim_step(od_optim *o, float lr)
         od__pstate *s = &o->ps[i];
         OD_ASSERT(prm->grad.size == prm->value.size);
         s->steps++;
+        if (prm->applied) {   /* updated by the backward pass already */
+            prm->applied = 0;
+            continue;
+        }
 
         od__upd u = {0};
         u.p = prm->value.data;

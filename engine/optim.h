@@ -69,6 +69,15 @@ od_status od_optim_create(od_ctx *ctx, od_model *m, const od_optim_config *cfg,
  * lr; nothing is updated then. */
 od_status od_optim_step(od_optim *o, float lr);
 
+/* Whether the update od_optim_step(o, lr) would make is p = beta p + alpha
+ * grad for every parameter, so that a backward pass may apply it as it
+ * forms the gradients (od_model_backward_apply): SGD without momentum,
+ * with alpha = -lr and beta = 1 - lr wd. lr < 0 uses the configured rate.
+ * Sets alpha and beta when it is. Parameters whose `applied` flag is set
+ * are skipped by the next od_optim_step, which clears the flag and counts
+ * their step. */
+int od_optim_fusable(const od_optim *o, float lr, float *alpha, float *beta);
+
 void od_optim_destroy(od_optim *o);
 
 /* ---- State, for checkpoints ---------------------------------------------- */

@@ -115,9 +115,13 @@ static od_status od__gather(od__run *s, const od_dataset *d,
 }
 
 /* Forward, cross-entropy and backward of one batch; gradients are zeroed
- * first. *loss is the batch's mean loss over *count rows. */
+ * first. *loss is the batch's mean loss over *count rows. With lr >= 0 and
+ * a plain SGD optimiser, a batch taken in one pass applies the update to
+ * the layers that can take it during the backward pass (see
+ * od_model_backward_apply); the od_optim_step(lr) that follows updates the
+ * rest. */
 static od_status od__forward_backward(od__run *s, const int32_t *idx, int n,
-                                      double *loss, int *count)
+                                      float lr, double *loss, int *count)
 {
     const od_dataset *d = &s->train;
     int mb = s->microbatch > 0 && s->microbatch < n ? s->microbatch : n;
@@ -152,8 +156,13 @@ static od_status od__forward_backward(od__run *s, const int32_t *idx, int n,
                 dlogits.data[i] *= share;
         }
         /* The first micro-batch sets the gradients, the others add. */
-        OD_TRY(start == 0 ? od_model_backward_fresh(s->model, &dlogits)
-                          : od_model_backward(s->model, &dlogits));
+        float alpha, beta;
+        if (mb == n && lr >= 0 &&
+            od_optim_fusable(s->optim, lr, &alpha, &beta))
+            OD_TRY(od_model_backward_apply(s->model, &dlogits, alpha, beta));
+        else
+            OD_TRY(start == 0 ? od_model_backward_fresh(s->model, &dlogits)
+                              : od_model_backward(s->model, &dlogits));
         if (mb < n)
             od_arena_release(s->arena, mark);
         loss_sum += part_loss * part_count;
@@ -456,7 +465,7 @@ static od_status od__setup(od__run *s, od_run_result *r)
     s->microbatch = (int)c->microbatch;
     for (;;) {
         od_arena_reset_step(s->arena);
-        st = od__forward_backward(s, s->order, n, &loss, &count);
+        st = od__forward_backward(s, s->order, n, -1.0f, &loss, &count);
         od_arena_reset_step(s->arena);
         od_model_zero_grad(s->model);
         /* memory_policy=adapt: halve the micro-batch until a step fits. */
@@ -541,17 +550,18 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
         s->ctx.step = (uint64_t)step;
         double loss;
         int count;
+        float lr = od_schedule_lr(&s->sched, (long)step);
         if (s->dp)
             st = od_dpsgd_step(s->dp, s->model, (uint64_t)step,
                                s->order + start, n, od__dp_fetch, s, &loss,
                                &count);
         else
-            st = od__forward_backward(s, s->order + start, n, &loss, &count);
+            st = od__forward_backward(s, s->order + start, n, lr, &loss,
+                                      &count);
         if (s->dp)
             n = od_dpsgd_get_stats(s->dp)->last_batch;
         if (st == OD_OK)
-            st = od_optim_step(s->optim, od_schedule_lr(&s->sched,
-                                                        (long)step));
+            st = od_optim_step(s->optim, lr);
         od_trace_end_step(&s->trace);
         if (st != OD_OK)
             break;

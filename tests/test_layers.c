@@ -18,6 +18,7 @@
 
 #include "engine/gradcheck.h"
 #include "engine/model.h"
+#include "engine/optim.h"
 
 #define OD_TEST_TOL 1e-2
 
@@ -756,6 +757,100 @@ static void test_frozen(void **state)
     od_arena_reset_step(f->arena);
 }
 
+/* One SGD step with the update applied during the backward pass
+ * (od_model_backward_apply, then od_optim_step for the layers that do not
+ * apply it) against the plain backward and optimiser step, from the same
+ * start: a CNN (the conv takes the optimiser's step) and an MLP with a
+ * frozen weight, with and without weight decay, over two steps. */
+static void test_backward_apply(void **state)
+{
+    fixture *f = *state;
+    for (int kind = 0; kind < 2; kind++)
+        for (int decay = 0; decay < 2; decay++) {
+            od_model *m[2];
+            for (int k = 0; k < 2; k++) {
+                m[k] = kind ? mlp(f, 6, 5, 3) : small_cnn(f);
+                if (kind)
+                    assert_int_equal(
+                        od_model_set_trainable(m[k], "fc2.weight", 0), 1);
+            }
+            int d[4] = {4, 1, 6, 6};
+            od_tensor x = kind ? rand_tensor(f, 2, (int[]){4, 6}, -1, 1)
+                               : rand_tensor(f, 4, d, -1, 1);
+            const int32_t labels[4] = {0, 2, 1, 3 - kind};
+            od_optim_config c = od_optim_config_default(OD_OPTIM_SGD);
+            c.lr = 0.3f;
+            c.weight_decay = decay ? 0.1f : 0.0f;
+            od_optim *o[2];
+            for (int k = 0; k < 2; k++)
+                assert_int_equal(od_optim_create(&f->ctx, m[k], &c, &o[k]),
+                                 OD_OK);
+            float alpha, beta;
+            assert_true(od_optim_fusable(o[1], -1.0f, &alpha, &beta));
+            assert_true(alpha == -0.3f);
+            assert_true(fabsf(beta - (decay ? 0.97f : 1.0f)) < 1e-7f);
+
+            for (int step = 0; step < 2; step++)
+                for (int k = 0; k < 2; k++) {
+                    od_tensor out, dout;
+                    double loss;
+                    /* Stale gradients: the passes must not read them. */
+                    for (int q = 0; q < m[k]->nparams; q++)
+                        for (size_t i = 0; i < m[k]->params[q]->grad.size; i++)
+                            m[k]->params[q]->grad.data[i] = NAN;
+                    assert_int_equal(od_model_forward(m[k], &x, 1, &out),
+                                     OD_OK);
+                    assert_int_equal(od_model_xent(m[k], &out, labels, &loss,
+                                                   NULL, NULL, &dout), OD_OK);
+                    assert_int_equal(
+                        k ? od_model_backward_apply(m[k], &dout, alpha, beta)
+                          : od_model_backward_fresh(m[k], &dout), OD_OK);
+                    assert_int_equal(od_optim_step(o[k], -1.0f), OD_OK);
+                }
+
+            /* The same parameters to rounding (with decay the two forms of
+             * the update round differently), every flag cleared
+             * and every step counted. */
+            for (int q = 0; q < m[0]->nparams; q++) {
+                const od_tensor *a = &m[0]->params[q]->value;
+                const od_tensor *b = &m[1]->params[q]->value;
+                float scale = 0;   /* the tensor's largest magnitude */
+                for (size_t i = 0; i < a->size; i++)
+                    scale = fmaxf(scale, fabsf(a->data[i]));
+                for (size_t i = 0; i < a->size; i++)
+                    if (!(fabsf(a->data[i] - b->data[i]) <= 1e-6f * scale))
+                        fail_msg("model %d decay %d %s[%zu]: %.9g applied, "
+                                 "%.9g stepped", kind, decay,
+                                 m[0]->params[q]->name, i,
+                                 (double)b->data[i], (double)a->data[i]);
+                assert_int_equal(m[1]->params[q]->applied, 0);
+                assert_int_equal(od_optim_param_steps(o[1], q),
+                                 od_optim_param_steps(o[0], q));
+            }
+            for (int k = 0; k < 2; k++) {
+                od_optim_destroy(o[k]);
+                od_model_destroy(m[k]);
+            }
+            od_arena_reset_step(f->arena);
+        }
+
+    /* Only plain SGD folds into the backward pass. */
+    od_model *m = mlp(f, 6, 5, 3);
+    float alpha, beta;
+    od_optim_config cfgs[3] = {od_optim_config_default(OD_OPTIM_SGD),
+                               od_optim_config_default(OD_OPTIM_ADAM),
+                               od_optim_config_default(OD_OPTIM_ADAMW)};
+    cfgs[0].momentum = 0.9f;
+    for (int k = 0; k < 3; k++) {
+        od_optim *o;
+        assert_int_equal(od_optim_create(&f->ctx, m, &cfgs[k], &o), OD_OK);
+        assert_false(od_optim_fusable(o, 0.1f, &alpha, &beta));
+        od_optim_destroy(o);
+    }
+    od_model_destroy(m);
+    od_arena_reset_step(f->arena);
+}
+
 static void test_shape_mismatch(void **state)
 {
     fixture *f = *state;
@@ -871,6 +966,7 @@ int main(void)
         cmocka_unit_test_teardown(test_small_model, reset_step),
         cmocka_unit_test_teardown(test_param_count, reset_step),
         cmocka_unit_test_teardown(test_frozen, reset_step),
+        cmocka_unit_test_teardown(test_backward_apply, reset_step),
         cmocka_unit_test_teardown(test_shape_mismatch, reset_step),
         cmocka_unit_test_teardown(test_costs_and_memory, reset_step),
     };

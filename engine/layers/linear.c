@@ -78,26 +78,8 @@ static od_status od__linear_backward(od_layer *l, od_ctx *ctx,
     double wsize = (double)L->in * L->out;
     double flops = 0, rd = (double)dy->size, wr = 0;
 
-    /* dW (out, in) += dy^T (out, rows) x (rows, in), or = with
-     * ctx->fresh_grads (and so for db). */
-    if (od__wants_grad(w)) {
-        od_gemm(ctx->pool, 1, 0, L->out, L->in, rows, 1.0f, dy->data, L->out,
-                L->x.data, L->in, ctx->fresh_grads ? 0.0f : 1.0f,
-                w->grad.data, L->in);
-        flops += 2.0 * macs;
-        rd += (double)L->x.size + wsize;
-        wr += wsize;
-    }
-    /* db (out) += column sums of dy. */
-    if (od__wants_grad(b)) {
-        if (ctx->fresh_grads)
-            memset(b->grad.data, 0, (size_t)L->out * sizeof(float));
-        od_sum_rows(ctx->pool, rows, L->out, dy->data, b->grad.data);
-        flops += (double)rows * L->out;
-        rd += L->out;
-        wr += L->out;
-    }
-    /* dx (rows, in) = dy (rows, out) W (out, in). */
+    /* dx (rows, in) = dy (rows, out) W (out, in), first: applying the
+     * update below changes W. */
     if (dx) {
         OD_TRY(od_tensor_alloc_uninit(ctx->arena, OD_MEM_ACT, dx, L->x.ndim,
                                L->x.dims));
@@ -106,6 +88,44 @@ static od_status od__linear_backward(od_layer *l, od_ctx *ctx,
         flops += 2.0 * macs;
         rd += wsize;
         wr += (double)dx->size;
+    }
+    /* dW (out, in) += dy^T (out, rows) x (rows, in), or = with
+     * ctx->fresh_grads (and so for db); with ctx->apply_update, the
+     * product goes into W itself: W = beta W + alpha dW. */
+    int apply = ctx->apply_update;
+    float alpha = apply ? ctx->apply_alpha : 1.0f;
+    if (od__wants_grad(w)) {
+        float *c = apply ? w->value.data : w->grad.data;
+        float beta = apply ? ctx->apply_beta
+                           : ctx->fresh_grads ? 0.0f : 1.0f;
+        od_gemm(ctx->pool, 1, 0, L->out, L->in, rows, alpha, dy->data, L->out,
+                L->x.data, L->in, beta, c, L->in);
+        w->applied = apply;
+        flops += 2.0 * macs;
+        rd += (double)L->x.size + wsize;
+        wr += wsize;
+    }
+    /* db (out) += column sums of dy; applied, b = beta b + alpha db. */
+    if (od__wants_grad(b)) {
+        float *db = b->grad.data;
+        if (apply) {
+            void *p = NULL;
+            OD_TRY(od_arena_alloc(ctx->arena, OD_MEM_SCRATCH,
+                                  (size_t)L->out * sizeof(float), &p));
+            db = p;
+        }
+        if (apply || ctx->fresh_grads)
+            memset(db, 0, (size_t)L->out * sizeof(float));
+        od_sum_rows(ctx->pool, rows, L->out, dy->data, db);
+        if (apply) {
+            float beta = ctx->apply_beta, *v = b->value.data;
+            for (int j = 0; j < L->out; j++)
+                v[j] = beta * v[j] + alpha * db[j];
+        }
+        b->applied = apply;
+        flops += (double)rows * L->out;
+        rd += L->out;
+        wr += L->out;
     }
     od__cost(ctx, l, OD_OP_GEMM, OD_PHASE_BACKWARD, flops, rd, wr, t0);
     return OD_OK;
@@ -222,6 +242,7 @@ od_status od_linear_create(od_ctx *ctx, const char *name, int in, int out,
         return od_fail(OD_ERR_NOMEM, "out of host memory for a layer");
     od__layer_init(&L->base, &od__linear_vtbl, name);
     L->base.fresh_grads = 1;
+    L->base.applies_update = 1;
     L->arena = ctx->arena;
     L->in = in;
     L->out = out;
