@@ -142,13 +142,12 @@ static od_status od__norm_sweep(od_model *m, const od_tensor *dout,
     return OD_OK;
 }
 
-/* Whether sweep 2 of a fresh clipped backward sets layer li's trainable
- * gradients whole: it runs the layer's plain backward, which honours
- * ctx->fresh_grads. */
-static int od__sets_whole(const od_layer *l, int li, int first, int one_pass)
+/* Whether sweep 2 takes layer li by the plain route, its own backward
+ * on re-weighted output gradients (which honours ctx->fresh_grads and
+ * ctx->apply_update where the layer says so). */
+static int od__plain_route(const od_layer *l, int li, int first, int one_pass)
 {
-    return l->fresh_grads && li >= first && li != one_pass &&
-           !l->vt->scaled_backward;
+    return li >= first && li != one_pass && !l->vt->scaled_backward;
 }
 
 static od_status od__check_dout(const od_model *m, const od_tensor *dout)
@@ -187,9 +186,17 @@ od_status od_pergrad_norms(od_model *m, const od_tensor *dout, float *norms)
     return OD_OK;
 }
 
+/* How sweep 2 treats the gradients (see od__clipped_backward). */
+typedef enum od__sweep_mode {
+    OD__SWEEP_ADD,     /* adds the clipped sum to them */
+    OD__SWEEP_FRESH,   /* sets them to it */
+    OD__SWEEP_APPLY    /* sets them, or applies it where a layer can */
+} od__sweep_mode;
+
 static od_status od__clipped_backward(od_model *m, const od_tensor *dout,
                                       float clip_norm, float *norms,
-                                      float *scales, int fresh)
+                                      float *scales, od__sweep_mode mode,
+                                      float alpha, float beta)
 {
     OD_TRY(od__check_dout(m, dout));
     od_ctx *ctx = m->ctx;
@@ -225,13 +232,16 @@ static od_status od__clipped_backward(od_model *m, const od_tensor *dout,
     }
     int first;
     OD_TRY(od__norm_sweep(m, &d, dys, sq, one_pass, &first));
-    /* Fresh gradients: those that sweep 2 sets whole are the trainable
-     * ones of the layers it reaches by the plain route and that honour
-     * ctx->fresh_grads; the rest are cleared. */
-    if (fresh)
+    /* Fresh gradients: those that sweep 2 sets whole (or applies) are the
+     * trainable ones of the layers it reaches by the plain route and that
+     * honour ctx->fresh_grads (ctx->apply_update); the rest are cleared. */
+    if (mode != OD__SWEEP_ADD)
         for (int li = 0; li < m->nlayers; li++) {
             od_layer *l = m->layers[li];
-            od_layer_zero_grad(l, od__sets_whole(l, li, first, one_pass));
+            od_layer_zero_grad(l, od__plain_route(l, li, first, one_pass)
+                                      && (l->fresh_grads ||
+                                          (mode == OD__SWEEP_APPLY &&
+                                           l->applies_update)));
         }
     if (one_pass >= 0)
         OD_TRY(m->layers[one_pass]->vt->clipped_grad(
@@ -258,10 +268,12 @@ static od_status od__clipped_backward(od_model *m, const od_tensor *dout,
             OD_TRY(l->vt->scaled_backward(l, ctx, dy, scale));
         } else {
             od_tensor_scale_rows(dy, scale);
-            ctx->fresh_grads = fresh && od__sets_whole(l, li, first,
-                                                       one_pass);
+            ctx->fresh_grads = mode != OD__SWEEP_ADD && l->fresh_grads;
+            ctx->apply_update = mode == OD__SWEEP_APPLY && l->applies_update;
+            ctx->apply_alpha = alpha;
+            ctx->apply_beta = beta;
             od_status st = l->vt->backward(l, ctx, dy, NULL);
-            ctx->fresh_grads = 0;
+            ctx->fresh_grads = ctx->apply_update = 0;
             OD_TRY(st);
         }
     }
@@ -272,7 +284,8 @@ od_status od_pergrad_clipped_backward(od_model *m, const od_tensor *dout,
                                       float clip_norm, float *norms,
                                       float *scales)
 {
-    return od__clipped_backward(m, dout, clip_norm, norms, scales, 0);
+    return od__clipped_backward(m, dout, clip_norm, norms, scales,
+                                OD__SWEEP_ADD, 0, 0);
 }
 
 od_status od_pergrad_clipped_backward_fresh(od_model *m,
@@ -280,5 +293,16 @@ od_status od_pergrad_clipped_backward_fresh(od_model *m,
                                             float clip_norm, float *norms,
                                             float *scales)
 {
-    return od__clipped_backward(m, dout, clip_norm, norms, scales, 1);
+    return od__clipped_backward(m, dout, clip_norm, norms, scales,
+                                OD__SWEEP_FRESH, 0, 0);
+}
+
+od_status od_pergrad_clipped_backward_apply(od_model *m,
+                                            const od_tensor *dout,
+                                            float clip_norm, float *norms,
+                                            float *scales, float alpha,
+                                            float beta)
+{
+    return od__clipped_backward(m, dout, clip_norm, norms, scales,
+                                OD__SWEEP_APPLY, alpha, beta);
 }

@@ -54,6 +54,16 @@ od_status od_pergrad_clipped_backward_fresh(od_model *m,
                                             const od_tensor *dout,
                                             float clip_norm, float *norms,
                                             float *scales);
+/* As od_pergrad_clipped_backward_fresh, except that the layers that take
+ * the plain re-weighted backward and honour ctx->apply_update put the
+ * clipped sum S straight into their parameters, p = beta p + alpha S, and
+ * set their `applied` flags instead of forming S (see
+ * od_model_backward_apply). */
+od_status od_pergrad_clipped_backward_apply(od_model *m,
+                                            const od_tensor *dout,
+                                            float clip_norm, float *norms,
+                                            float *scales, float alpha,
+                                            float beta);
 
 /* Only the per-example gradient norms (N) of the last forward, for dout as
  * above; parameter gradients are left as they were. */

@@ -550,8 +550,12 @@ static od_status od__train_epoch(od__run *s, int epoch, od_run_result *r,
         s->ctx.step = (uint64_t)step;
         double loss;
         int count;
-        float lr = od_schedule_lr(&s->sched, (long)step);
-        if (s->dp)
+        float lr = od_schedule_lr(&s->sched, (long)step), alpha, beta;
+        if (s->dp && od_optim_fusable(s->optim, lr, &alpha, &beta))
+            st = od_dpsgd_step_apply(s->dp, s->model, (uint64_t)step,
+                                     s->order + start, n, od__dp_fetch, s,
+                                     alpha, beta, &loss, &count);
+        else if (s->dp)
             st = od_dpsgd_step(s->dp, s->model, (uint64_t)step,
                                s->order + start, n, od__dp_fetch, s, &loss,
                                &count);

@@ -160,12 +160,20 @@ static od_status od__check_sampling(const od_dpsgd *d)
     return OD_OK;
 }
 
+/* How a step's update reaches the parameters: od_dpsgd_step_apply's
+ * alpha and beta, when it applies them. */
+typedef struct od__apply {
+    int on;
+    float alpha, beta;
+} od__apply;
+
 /* One micro-batch: forward, per-example loss gradients, clipped sum into
- * the gradients (in place of them when first is set). Adds its loss sum
- * and labelled rows. */
+ * the gradients (in place of them when first is set, and applied where a
+ * layer can when ap->on is). Adds its loss sum and labelled rows. */
 static od_status od__microbatch(od_dpsgd *d, od_model *m, const int32_t *idx,
-                                int n, int first, od_dpsgd_fetch_fn fetch,
-                                void *arg, double *loss_sum, int64_t *rows)
+                                int n, int first, const od__apply *ap,
+                                od_dpsgd_fetch_fn fetch, void *arg,
+                                double *loss_sum, int64_t *rows)
 {
     od_tensor x, logits, dlogits;
     int32_t *labels;
@@ -180,9 +188,14 @@ static od_status od__microbatch(od_dpsgd *d, od_model *m, const int32_t *idx,
 
     double c = d->cfg.clip_norm;
     float clip = d->cfg.test_disable_clipping ? INFINITY : (float)c;
-    OD_TRY((first ? od_pergrad_clipped_backward_fresh
-                  : od_pergrad_clipped_backward)(m, &dlogits, clip, d->norms,
-                                                 d->scales));
+    if (ap->on)
+        OD_TRY(od_pergrad_clipped_backward_apply(m, &dlogits, clip, d->norms,
+                                                 d->scales, ap->alpha,
+                                                 ap->beta));
+    else
+        OD_TRY((first ? od_pergrad_clipped_backward_fresh
+                      : od_pergrad_clipped_backward)(m, &dlogits, clip,
+                                                     d->norms, d->scales));
     for (int i = 0; i < n; i++) {
         double norm = d->norms[i];
         d->stats.norm_sum += norm;
@@ -198,9 +211,9 @@ static od_status od__microbatch(od_dpsgd *d, od_model *m, const int32_t *idx,
     return OD_OK;
 }
 
-od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
-                        const int32_t *idx, int n, od_dpsgd_fetch_fn fetch,
-                        void *arg, double *loss, int *count)
+static od_status od__step(od_dpsgd *d, od_model *m, uint64_t step,
+                          const int32_t *idx, int n, od_dpsgd_fetch_fn fetch,
+                          void *arg, od__apply ap, double *loss, int *count)
 {
     od_ctx *ctx = m->ctx;
     if (d->cfg.sampling == OD_SAMPLING_POISSON) {
@@ -220,33 +233,42 @@ od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
     if (n == 0)
         od_model_zero_grad(m);
     int mb = d->cfg.microbatch > 0 ? d->cfg.microbatch : (n > 0 ? n : 1);
+    /* The update is applied in the backward pass only when the batch goes
+     * in one. */
+    float inv = (float)(1.0 / od_dpsgd_expected_batch(d));
+    ap.on = ap.on && n > 0 && mb >= n;
+    od__apply sum_ap = {ap.on, ap.alpha * inv, ap.beta};
     double loss_sum = 0;
     int64_t rows = 0;
     for (int start = 0; start < n; start += mb) {
         int k = n - start < mb ? n - start : mb;
         size_t mark = od_arena_mark(ctx->arena);
         od_status st = od__microbatch(d, m, idx + start, k, start == 0,
-                                      fetch, arg, &loss_sum, &rows);
+                                      &sum_ap, fetch, arg, &loss_sum, &rows);
         od_arena_release(ctx->arena, mark);
         OD_TRY(st);
     }
 
     /* Noise N(0, σ² C²) on every coordinate, then the division by the
-     * expected batch size. An empty batch gets noise only. */
+     * expected batch size. An empty batch gets noise only. A parameter
+     * that has taken its update, p = beta p + alpha S / B, takes the
+     * noise's share, alpha σC z / B, the same draws z. */
     uint64_t t0 = od_now_ns();
     float std = (float)(d->cfg.noise_multiplier * d->cfg.clip_norm);
-    float inv = (float)(1.0 / od_dpsgd_expected_batch(d));
     double elems = 0;
     for (int k = 0; k < m->nparams; k++) {
         od_param *p = m->params[k];
         if (!p->trainable || !p->grad.data)
             continue;
+        float *x = p->applied ? p->value.data : p->grad.data;
+        float s = p->applied ? 1.0f : inv;
+        float sd = p->applied ? ap.alpha * inv * std : std;
         if (std > 0)
-            od_noise_add(&d->noise, ctx->pool, step, (uint32_t)k, std, inv,
-                         p->grad.data, p->grad.size);
-        else
+            od_noise_add(&d->noise, ctx->pool, step, (uint32_t)k, sd, s, x,
+                         p->grad.size);
+        else if (!p->applied)
             for (size_t i = 0; i < p->grad.size; i++)
-                p->grad.data[i] *= inv;
+                x[i] *= inv;
         elems += (double)p->grad.size;
     }
     od_trace_add(ctx->trace, OD_OP_RNG, OD_PHASE_BACKWARD,
@@ -256,4 +278,22 @@ od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
     *loss = rows ? loss_sum / (double)rows : 0.0;
     *count = (int)rows;
     return OD_OK;
+}
+
+od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
+                        const int32_t *idx, int n, od_dpsgd_fetch_fn fetch,
+                        void *arg, double *loss, int *count)
+{
+    od__apply off = {0, 0, 0};
+    return od__step(d, m, step, idx, n, fetch, arg, off, loss, count);
+}
+
+od_status od_dpsgd_step_apply(od_dpsgd *d, od_model *m, uint64_t step,
+                              const int32_t *idx, int n,
+                              od_dpsgd_fetch_fn fetch, void *arg,
+                              float alpha, float beta, double *loss,
+                              int *count)
+{
+    od__apply on = {1, alpha, beta};
+    return od__step(d, m, step, idx, n, fetch, arg, on, loss, count);
 }

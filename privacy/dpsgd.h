@@ -84,6 +84,17 @@ void od_dpsgd_set_microbatch(od_dpsgd *d, int microbatch);
 od_status od_dpsgd_step(od_dpsgd *d, od_model *m, uint64_t step,
                         const int32_t *idx, int n, od_dpsgd_fetch_fn fetch,
                         void *arg, double *loss, int *count);
+/* As od_dpsgd_step, followed by a plain SGD step p = beta p + alpha g
+ * (od_optim_fusable's alpha and beta) that the layers able to take it
+ * (linear) apply during the step itself, noise included, when the batch
+ * goes in one pass (see od_model_backward_apply); their parameters'
+ * `applied` flags are set and their gradients left unformed, and the
+ * od_optim_step that follows updates the rest. */
+od_status od_dpsgd_step_apply(od_dpsgd *d, od_model *m, uint64_t step,
+                              const int32_t *idx, int n,
+                              od_dpsgd_fetch_fn fetch, void *arg,
+                              float alpha, float beta, double *loss,
+                              int *count);
 
 /* Per-example loss gradients from logits (n, ..., classes): like
  * od_model_xent, but each example's rows are scaled so that example i's

@@ -25,6 +25,7 @@
 
 #include "engine/cpu.h"
 #include "engine/model.h"
+#include "engine/optim.h"
 #include "engine/pergrad.h"
 #include "privacy/dpsgd.h"
 #include "privacy/noise.h"
@@ -416,6 +417,93 @@ static void test_microbatches_match_one_batch(void **state)
     od_model_destroy(m);
 }
 
+/* A DP-SGD step with the SGD update applied in the step itself
+ * (od_dpsgd_step_apply, for the linear layers; the layer norm takes
+ * od_optim_step) against od_dpsgd_step then od_optim_step: the same
+ * parameters to rounding, noise included, with weight decay, over Poisson
+ * steps (empty ones among them) and with micro-batches (a batch that takes
+ * more than one pass turns the fused update off). */
+static void test_step_apply(void **state)
+{
+    fixture *f = *state;
+    toy_data t;
+    toy_init(f, &t, 30, 6);
+    for (int mb = 0; mb < 2; mb++) {
+        od_model *m[2];
+        od_optim *o[2];
+        od_dpsgd *d[2];
+        od_optim_config oc = od_optim_config_default(OD_OPTIM_SGD);
+        oc.lr = 0.2f;
+        oc.weight_decay = 0.05f;
+        od_dpsgd_config c = {.clip_norm = 0.5, .noise_multiplier = 1.1,
+                             .sampling = OD_SAMPLING_POISSON,
+                             .dataset_size = 30, .batch_size = 2,
+                             .microbatch = mb ? 1 : 0, .seed = 5};
+        for (int k = 0; k < 2; k++) {
+            od_model *model;
+            assert_int_equal(od_model_create(&f->ctx, &model), OD_OK);
+            {
+                od_model *m = model;   /* for ADD */
+                ADD(od_linear_create(&f->ctx, "fc1", 6, 9, 1, L_));
+                ADD(od_layernorm_create(&f->ctx, "ln", 9, 1e-5f, L_));
+                ADD(od_activation_create("act", OD_ACT_RELU, L_));
+                ADD(od_linear_create(&f->ctx, "fc2", 9, 4, 1, L_));
+            }
+            od_model_init(model, 3);
+            m[k] = model;
+            assert_int_equal(od_optim_create(&f->ctx, model, &oc, &o[k]),
+                             OD_OK);
+            assert_int_equal(od_dpsgd_create(&c, &d[k]), OD_OK);
+        }
+        float alpha, beta;
+        assert_true(od_optim_fusable(o[1], -1.0f, &alpha, &beta));
+        int empty = 0, applied = 0, one_pass = 0;
+        for (uint64_t step = 0; step < 24; step++)
+            for (int k = 0; k < 2; k++) {
+                double loss;
+                int count;
+                assert_int_equal(
+                    k ? od_dpsgd_step_apply(d[k], m[k], step, NULL, 0,
+                                            toy_fetch, &t, alpha, beta,
+                                            &loss, &count)
+                      : od_dpsgd_step(d[k], m[k], step, NULL, 0, toy_fetch,
+                                      &t, &loss, &count), OD_OK);
+                if (k) {
+                    empty += count == 0;
+                    one_pass += count > 0 && (!mb || count == 1);
+                    applied += m[k]->params[0]->applied;
+                    assert_int_equal(m[k]->params[2]->applied, 0);  /* ln */
+                }
+                assert_int_equal(od_optim_step(o[k], -1.0f), OD_OK);
+                od_arena_reset_step(f->arena);
+            }
+        /* Poisson at q = 1/15 over 24 steps: some steps are empty, and
+         * with micro-batches of 1 some take more than one pass. */
+        assert_true(empty > 0 && empty < 24);
+        assert_int_equal(applied, one_pass);
+        assert_true(mb ? one_pass < 24 - empty : one_pass == 24 - empty);
+        for (int q = 0; q < m[0]->nparams; q++) {
+            const od_tensor *a = &m[0]->params[q]->value;
+            const od_tensor *b = &m[1]->params[q]->value;
+            float scale = 0;
+            for (size_t i = 0; i < a->size; i++)
+                scale = fmaxf(scale, fabsf(a->data[i]));
+            for (size_t i = 0; i < a->size; i++)
+                if (!(fabsf(a->data[i] - b->data[i]) <= 2e-6f * scale))
+                    fail_msg("micro-batch %d %s[%zu]: %.9g applied, %.9g "
+                             "stepped", mb, m[0]->params[q]->name, i,
+                             (double)b->data[i], (double)a->data[i]);
+        }
+        for (int k = 0; k < 2; k++) {
+            od_dpsgd_destroy(d[k]);
+            od_optim_destroy(o[k]);
+            od_model_destroy(m[k]);
+        }
+    }
+    free(t.x);
+    free(t.y);
+}
+
 /* An empty Poisson batch is a normal step: no examples, noise only. */
 static void test_empty_poisson_batch(void **state)
 {
@@ -627,6 +715,7 @@ int main(void)
         cmocka_unit_test_teardown(test_norms_every_layer_kind, reset_step),
         cmocka_unit_test_teardown(test_microbatches_match_one_batch,
                                   reset_step),
+        cmocka_unit_test_teardown(test_step_apply, reset_step),
         cmocka_unit_test_teardown(test_empty_poisson_batch, reset_step),
         cmocka_unit_test(test_poisson_rate),
         cmocka_unit_test(test_bad_config),
