@@ -281,6 +281,65 @@ void od__col2im_portable(const od_conv2d_shape *s, int oh, int ow,
                     od__zero_portable);
 }
 
+void od__im2row_portable(const od_conv2d_shape *s, int oh, int ow,
+                         const float *x, float *row)
+{
+    od__im2row_body(s, oh, ow, x, row, od__copy_portable, od__zero_portable);
+}
+
+void od__combine_rows_portable(size_t k, int nout, const int32_t *cnt,
+                               const int32_t *pos, const float *val,
+                               size_t ldl, const float *rows, size_t ld,
+                               float *dst, size_t ldd)
+{
+    for (int o = 0; o < nout; o++) {
+        float *d = dst + (size_t)o * ldd;
+        for (size_t q = 0; q < k; q++)
+            d[q] = 0.0f;
+        for (int t = 0; t < cnt[o]; t++) {
+            const float *r = rows + (size_t)pos[(size_t)o * ldl + t] * ld;
+            float v = val[(size_t)o * ldl + t];
+            for (size_t q = 0; q < k; q++)
+                d[q] += v * r[q];
+        }
+    }
+}
+
+static void od__im2row(const od_conv2d_shape *s, const od__conv_plan *pl,
+                       const float *x, float *row)
+{
+    switch (od_cpu_isa()) {
+    case OD_ISA_AVX512:
+        od__im2row_avx512(s, pl->oh, pl->ow, x, row);
+        break;
+    case OD_ISA_AVX2:
+        od__im2row_avx2(s, pl->oh, pl->ow, x, row);
+        break;
+    default:
+        od__im2row_portable(s, pl->oh, pl->ow, x, row);
+    }
+}
+
+static void od__combine_rows(size_t k, int nout, const int32_t *cnt,
+                             const int32_t *pos, const float *val, size_t ldl,
+                             const float *rows, size_t ld, float *dst,
+                             size_t ldd)
+{
+    switch (od_cpu_isa()) {
+    case OD_ISA_AVX512:
+        od__combine_rows_avx512(k, nout, cnt, pos, val, ldl, rows, ld, dst,
+                                ldd);
+        break;
+    case OD_ISA_AVX2:
+        od__combine_rows_avx2(k, nout, cnt, pos, val, ldl, rows, ld, dst,
+                              ldd);
+        break;
+    default:
+        od__combine_rows_portable(k, nout, cnt, pos, val, ldl, rows, ld, dst,
+                                  ldd);
+    }
+}
+
 static void od__im2col(const od_conv2d_shape *s, const od__conv_plan *pl,
                        const float *x, int nimg, float *col, size_t ldc)
 {
@@ -621,25 +680,35 @@ void od_conv2d_backward_weight(od_pool *pool, const od_conv2d_shape *s,
 
 /* ---- Per-example squared gradient norms ----------------------------------------
  * DP-SGD needs, for every example, the squared norm of its own weight and
- * bias gradients. Each example's weight gradient is formed transposed,
- * dW^T (K, C_out) = col * dY^T, in the worker's scratch and reduced to its
- * squared norm at once: the norm does not care about the layout, so the
- * transposition back and the partial sums of od_conv2d_backward_weight are
- * not needed. Examples are spread over the pool; each is computed by one
- * task alone, in a fixed order. The clipped variant also adds each
- * example's gradient, scaled by its clip factor, into its chunk's partial
- * sum (chunks of examples fixed by the thread count, as the batch weight
+ * bias gradients. Each example's weight gradient dW (C_out, K) is formed
+ * in the worker's scratch and reduced to its squared norm at once, by one
+ * of two routes chosen per example:
+ *  - dense: im2col and one product, dW = dY col^T;
+ *  - sparse, when at most half of the example's output gradient is
+ *    nonzero (behind ReLU and 2x2 max pooling at most a quarter is):
+ *    im2row, then each channel's row of dW is the sum of the receptive
+ *    fields at the channel's nonzero positions, weighted by their output
+ *    gradients (od__combine_rows), work in proportion to the nonzeros.
+ * Examples are spread over the pool; each is computed by one task alone,
+ * in a fixed order. The clipped variant also adds each example's
+ * gradient, scaled by its clip factor, into its chunk's partial sum
+ * (chunks of examples fixed by the thread count, as the batch weight
  * gradient's), so that the layer needs no second pass. */
 
-/* Per worker: col (K, P), dW^T (K, C_out), the bias gradient (C_out). */
+/* Per worker: col (K, P) or row (P, K) with 8 floats of slack, dW
+ * (C_out, K), the bias gradient (C_out), and the output gradient's
+ * nonzeros listed per channel (C_out counts, C_out x P positions and
+ * values). */
 static size_t od__pergrad_worker_floats(const od__conv_plan *pl,
                                         const od_conv2d_shape *s)
 {
-    return od__round16(pl->k * pl->p) + od__round16(pl->k * (size_t)s->c_out)
-           + od__round16((size_t)s->c_out);
+    size_t cp = (size_t)s->c_out * pl->p;
+    return od__round16(pl->k * pl->p + 8) +
+           od__round16(pl->k * (size_t)s->c_out) +
+           2 * od__round16((size_t)s->c_out) + 2 * od__round16(cp);
 }
 
-/* Per chunk of the clipped variant: dW^T and the bias gradient. */
+/* Per chunk of the clipped variant: dW and the bias gradient. */
 static size_t od__pergrad_part_floats(const od__conv_plan *pl,
                                       const od_conv2d_shape *s)
 {
@@ -660,17 +729,62 @@ typedef struct {
     const float *x, *dy;
     int want_w, want_b;
     float *sqnorm, *scratch;
-    float *kept;         /* each example's dW^T and bias gradient, or NULL */
+    float *kept;         /* each example's dW and bias gradient, or NULL */
     float clip;          /* the clipped variant: */
     float *parts;        /* chunks' partial sums */
     int chunks;
 } od__pergrad_ctx;
 
-/* Example i's own squared gradient norm; its dW^T (when want_w) and bias
- * gradient (when want_b) are left in the worker's scratch, at *dwt_out
- * and *gb_out. */
+/* Receptive fields of at least this many weights take the sparse route
+ * when it applies; below it, finding the nonzeros costs about as much as
+ * the product they save. */
+#define OD__SPARSE_MIN_K 64
+
+/* dw (C_out, K) = example i's weight gradient, from its input x (C_in, H,
+ * W) and output gradient dy (C_out, P), by the route described above;
+ * cnt, pos and val hold the nonzero lists (see od__pergrad_worker_floats). */
+static void od__pergrad_weight(const od_conv2d_shape *s1,
+                               const od__conv_plan *pl, const float *x,
+                               const float *dy, float *col, float *dw,
+                               int32_t *cnt, int32_t *pos, float *val)
+{
+    size_t total = (size_t)s1->c_out * pl->p, nnz = 0;
+    if (pl->k >= OD__SPARSE_MIN_K) {
+        /* Each channel's nonzeros, without a branch on their values. */
+        for (int co = 0; co < s1->c_out; co++) {
+            const float *d = dy + (size_t)co * pl->p;
+            int32_t *po = pos + (size_t)co * pl->p;
+            float *vo = val + (size_t)co * pl->p;
+            int32_t m = 0;
+            for (size_t p = 0; p < pl->p; p++) {
+                po[m] = (int32_t)p;
+                vo[m] = d[p];
+                m += d[p] != 0.0f;
+            }
+            cnt[co] = m;
+            nnz += (size_t)m;
+        }
+        if (2 * nnz <= total) {
+            od__im2row(s1, pl, x, col);
+            od__combine_rows(pl->k, s1->c_out, cnt, pos, val, pl->p, col,
+                             pl->k, dw, pl->k);
+            return;
+        }
+    }
+    const float *colp = x;
+    if (!pl->identity) {
+        od__im2col(s1, pl, x, 1, col, pl->p);
+        colp = col;
+    }
+    od_gemm(NULL, 0, 1, s1->c_out, (int)pl->k, (int)pl->p, 1.0f, dy,
+            (int)pl->p, colp, (int)pl->p, 0.0f, dw, (int)pl->k);
+}
+
+/* Example i's own squared gradient norm; its dW (when want_w) and bias
+ * gradient (when want_b) are left in the worker's scratch, at *dw_out and
+ * *gb_out. */
 static double od__pergrad_one(const od__pergrad_ctx *c, int i, int worker,
-                              float **dwt_out, float **gb_out)
+                              float **dw_out, float **gb_out)
 {
     const od_conv2d_shape *s = c->s;
     const od__conv_plan *pl = c->pl;
@@ -679,20 +793,18 @@ static double od__pergrad_one(const od__pergrad_ctx *c, int i, int worker,
     const float *x = c->x + (size_t)i * s->c_in * s->h * s->w;
     const float *dy = c->dy + (size_t)i * s->c_out * pl->p;
     float *col = c->scratch + (size_t)worker * od__pergrad_worker_floats(pl, s);
-    float *dwt = col + od__round16(pl->k * pl->p);            /* (K, C_out) */
-    float *gb = dwt + od__round16(pl->k * (size_t)s->c_out);  /* (C_out) */
-    *dwt_out = dwt;
+    float *dw = col + od__round16(pl->k * pl->p + 8);        /* (C_out, K) */
+    float *gb = dw + od__round16(pl->k * (size_t)s->c_out);  /* (C_out) */
+    size_t cp = (size_t)s->c_out * pl->p;
+    int32_t *cnt = (int32_t *)(gb + od__round16((size_t)s->c_out));
+    int32_t *pos = cnt + od__round16((size_t)s->c_out);
+    float *val = (float *)(pos + od__round16(cp));
+    *dw_out = dw;
     *gb_out = gb;
     double acc = 0.0;
     if (c->want_w) {
-        const float *colp = col;
-        if (pl->identity)
-            colp = x;
-        else
-            od__im2col(&s1, pl, x, 1, col, pl->p);
-        od_gemm(NULL, 0, 1, (int)pl->k, s->c_out, (int)pl->p, 1.0f, colp,
-                (int)pl->p, dy, (int)pl->p, 0.0f, dwt, s->c_out);
-        acc += od_sumsq(pl->k * (size_t)s->c_out, dwt);
+        od__pergrad_weight(&s1, pl, x, dy, col, dw, cnt, pos, val);
+        acc += od_sumsq(pl->k * (size_t)s->c_out, dw);
     }
     if (c->want_b)
         for (int co = 0; co < s->c_out; co++) {
@@ -702,16 +814,29 @@ static double od__pergrad_one(const od__pergrad_ctx *c, int i, int worker,
     return acc;
 }
 
+/* dst[0..n) += the sum of the chunks' parts[ch * stride + 0..n), in chunk
+ * order. */
+static void od__sum_parts(const float *parts, size_t stride, int chunks,
+                          size_t n, float *dst)
+{
+    for (size_t j = 0; j < n; j++) {
+        float acc = parts[j];
+        for (int ch = 1; ch < chunks; ch++)
+            acc += parts[(size_t)ch * stride + j];
+        dst[j] += acc;
+    }
+}
+
 static void od__pergrad_task(void *ctx_, int i, int worker)
 {
     od__pergrad_ctx *c = ctx_;
-    float *dwt, *gb;
-    c->sqnorm[i] += (float)od__pergrad_one(c, i, worker, &dwt, &gb);
+    float *dw, *gb;
+    c->sqnorm[i] += (float)od__pergrad_one(c, i, worker, &dw, &gb);
     if (c->kept) {
         size_t nw = c->pl->k * (size_t)c->s->c_out;
         float *dst = c->kept + (size_t)i * (nw + (size_t)c->s->c_out);
         if (c->want_w)
-            memcpy(dst, dwt, nw * sizeof *dst);
+            memcpy(dst, dw, nw * sizeof *dst);
         if (c->want_b)
             memcpy(dst + nw, gb, (size_t)c->s->c_out * sizeof *dst);
     }
@@ -727,13 +852,13 @@ static void od__pergrad_clip_task(void *ctx_, int chunk, int worker)
     size_t lo, hi;
     od__split((size_t)s->n, (size_t)c->chunks, (size_t)chunk, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
-        float *dwt, *gb;
-        float own = (float)od__pergrad_one(c, (int)i, worker, &dwt, &gb);
+        float *dw, *gb;
+        float own = (float)od__pergrad_one(c, (int)i, worker, &dw, &gb);
         c->sqnorm[i] += own;
         float f = od_clip_factor(c->sqnorm[i], c->clip);
         if (c->want_w)
             for (size_t j = 0; j < nw; j++)
-                part[j] += f * dwt[j];
+                part[j] += f * dw[j];
         if (c->want_b)
             for (int co = 0; co < s->c_out; co++)
                 part[nw + co] += f * gb[co];
@@ -767,10 +892,9 @@ void od_conv2d_kept_sum(const od_conv2d_shape *s, const float *kept,
     for (int i = 0; i < s->n; i++) {
         const float *g = kept + (size_t)i * (nw + (size_t)s->c_out);
         const float f = scale[i];
-        if (dw)   /* g holds dW^T (K, C_out) */
-            for (size_t q = 0; q < k; q++)
-                for (int co = 0; co < s->c_out; co++)
-                    dw[(size_t)co * k + q] += f * g[q * s->c_out + co];
+        if (dw)
+            for (size_t q = 0; q < nw; q++)
+                dw[q] += f * g[q];
         if (db)
             for (int co = 0; co < s->c_out; co++)
                 db[co] += f * g[nw + co];
@@ -792,10 +916,9 @@ void od_conv2d_pergrad_clipped(od_pool *pool, const od_conv2d_shape *s,
                          scratch, NULL, clip, parts, chunks};
     od_pool_run(pool, chunks, od__pergrad_clip_task, &c);
     size_t stride = od__pergrad_part_floats(&pl, s);
+    size_t nw = pl.k * (size_t)s->c_out;
     if (dw)
-        od__add_parts(parts, stride, chunks, pl.k, s->c_out, dw, db);
-    else
-        for (int ch = 0; ch < chunks; ch++)
-            for (int co = 0; co < s->c_out; co++)
-                db[co] += parts[(size_t)ch * stride + pl.k * s->c_out + co];
+        od__sum_parts(parts, stride, chunks, nw, dw);
+    if (db)
+        od__sum_parts(parts + nw, stride, chunks, (size_t)s->c_out, db);
 }

@@ -61,7 +61,61 @@ OD__T void od__col2im_avx2(const od_conv2d_shape *s, int oh, int ow,
     od__col2im_body(s, oh, ow, dcol, ldc, nimg, dx, od__add_y, od__zero_y);
 }
 
+OD__T void od__im2row_avx2(const od_conv2d_shape *s, int oh, int ow,
+                           const float *x, float *row)
+{
+    od__im2row_body(s, oh, ow, x, row, od__copy_y, od__zero_y);
+}
+
+/* As od__combine_block on AVX-512 (conv_avx512.c), with vectors of 8. */
+OD__INLINE void od__combine_block(int nv, size_t left, int n,
+                                  const int32_t *idx, const float *val,
+                                  const float *rows, size_t ld, float *dst)
+{
+    __m256 acc[8];
+    __m256i m[8];
+    int lim = left < 64 ? (int)left : 64;
+    for (int v = 0; v < nv; v++) {
+        acc[v] = _mm256_setzero_ps();
+        int l = lim - 8 * v;
+        m[v] = l >= 8 ? _mm256_set1_epi32(-1) : od__mask8(l);
+    }
+    for (int t = 0; t < n; t++) {
+        const float *r = rows + (size_t)idx[t] * ld;
+        __m256 a = _mm256_set1_ps(val[t]);
+        for (int v = 0; v < nv; v++)
+            acc[v] = _mm256_fmadd_ps(a, _mm256_maskload_ps(r + 8 * v, m[v]),
+                                     acc[v]);
+    }
+    for (int v = 0; v < nv; v++)
+        _mm256_maskstore_ps(dst + 8 * v, m[v], acc[v]);
+}
+
+OD__T void od__combine_rows_avx2(size_t k, int nout, const int32_t *cnt,
+                                 const int32_t *pos, const float *val,
+                                 size_t ldl, const float *rows, size_t ld,
+                                 float *dst, size_t ldd)
+{
+    od__combine_rows_body(k, nout, cnt, pos, val, ldl, rows, ld, dst, ldd,
+                          8, od__combine_block);
+}
+
 #else
+
+void od__im2row_avx2(const od_conv2d_shape *s, int oh, int ow,
+                     const float *x, float *row)
+{
+    od__im2row_portable(s, oh, ow, x, row);
+}
+
+void od__combine_rows_avx2(size_t k, int nout, const int32_t *cnt,
+                           const int32_t *pos, const float *val,
+                           size_t ldl, const float *rows, size_t ld,
+                           float *dst, size_t ldd)
+{
+    od__combine_rows_portable(k, nout, cnt, pos, val, ldl, rows, ld, dst,
+                              ldd);
+}
 
 void od__im2col_avx2(const od_conv2d_shape *s, int oh, int ow, const float *x,
                      int nimg, float *col, size_t ldc)

@@ -162,7 +162,96 @@ OD__T void od__col2im_avx512(const od_conv2d_shape *s, int oh, int ow,
     od__col2im_body(s, oh, ow, dcol, ldc, nimg, dx, od__add_y, od__zero_z);
 }
 
+/* Runs of at most 8 floats written whole 8-float vectors at a time: the
+ * next run, which starts where this one ends, overwrites the surplus, and
+ * the row buffer has 8 floats of slack past its end. With masked stores
+ * the copies took half as long again. */
+OD__INLINE void od__copy_run8(int n, const float *src, float *dst)
+{
+    _mm256_storeu_ps(dst, _mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1u),
+                                                src));
+}
+
+OD__INLINE void od__zero_run8(int n, float *dst)
+{
+    (void)n;
+    _mm256_storeu_ps(dst, _mm256_setzero_ps());
+}
+
+OD__T void od__im2row_avx512(const od_conv2d_shape *s, int oh, int ow,
+                             const float *x, float *row)
+{
+    if (s->kw <= 8 && s->stride_h == 1 && s->stride_w == 1 &&
+        s->pad_h == 0 && s->pad_w == 0) {
+        /* Every run inside the image: no bounds to test. */
+        size_t plane = (size_t)s->h * s->w;
+        __mmask8 m = (__mmask8)((1u << s->kw) - 1u);
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++) {
+                const float *xc = x + (size_t)i * s->w + j;
+                for (int ci = 0; ci < s->c_in; ci++, xc += plane)
+                    for (int r = 0; r < s->kh; r++, row += s->kw)
+                        _mm256_storeu_ps(row, _mm256_maskz_loadu_ps(
+                                                  m, xc + (size_t)r * s->w));
+            }
+        return;
+    }
+    if (s->kw <= 8)
+        od__im2row_body(s, oh, ow, x, row, od__copy_run8, od__zero_run8);
+    else
+        od__im2row_body(s, oh, ow, x, row, od__copy_z, od__zero_z);
+}
+
+/* nv vectors of 16 floats at dst (at most `left` floats, the last
+ * vectors masked): one accumulator per vector, in registers over all n
+ * terms (see od__combine_rows_body). */
+OD__INLINE void od__combine_block(int nv, size_t left, int n,
+                                  const int32_t *idx, const float *val,
+                                  const float *rows, size_t ld, float *dst)
+{
+    __m512 acc[8];
+    __mmask16 m[8];
+    int lim = left < 128 ? (int)left : 128;
+    for (int v = 0; v < nv; v++) {
+        acc[v] = _mm512_setzero_ps();
+        m[v] = od__mask(lim - 16 * v);
+    }
+    for (int t = 0; t < n; t++) {
+        const float *r = rows + (size_t)idx[t] * ld;
+        __m512 a = _mm512_set1_ps(val[t]);
+        for (int v = 0; v < nv; v++)
+            acc[v] = _mm512_fmadd_ps(
+                a, _mm512_maskz_loadu_ps(m[v], r + 16 * v), acc[v]);
+    }
+    for (int v = 0; v < nv; v++)
+        _mm512_mask_storeu_ps(dst + 16 * v, m[v], acc[v]);
+}
+
+OD__T void od__combine_rows_avx512(size_t k, int nout, const int32_t *cnt,
+                                   const int32_t *pos, const float *val,
+                                   size_t ldl, const float *rows, size_t ld,
+                                   float *dst, size_t ldd)
+{
+    od__combine_rows_body(k, nout, cnt, pos, val, ldl, rows, ld, dst, ldd,
+                          16, od__combine_block);
+}
+
 #else
+
+void od__im2row_avx512(const od_conv2d_shape *s, int oh, int ow,
+                       const float *x, float *row)
+{
+    od__im2row_portable(s, oh, ow, x, row);
+}
+
+void od__combine_rows_avx512(size_t k, int nout, const int32_t *cnt,
+                             const int32_t *pos, const float *val,
+                             size_t ldl, const float *rows, size_t ld,
+                             float *dst, size_t ldd)
+{
+    od__combine_rows_portable(k, nout, cnt, pos, val, ldl, rows, ld, dst,
+                              ldd);
+}
 
 void od__im2col_avx512(const od_conv2d_shape *s, int oh, int ow,
                        const float *x, int nimg, float *col, size_t ldc)

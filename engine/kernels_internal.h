@@ -233,6 +233,101 @@ void od__conv2d_winograd_backward_weight(od_pool *pool,
                                          const float *x, const float *dy,
                                          float *dw, float *db, float *scratch);
 
+/* row (P, K) from one image x (C_in, H, W): the transpose of im2col's
+ * (K, P), written directly. Row p = (i, j) holds the image's receptive
+ * field at output position p, in weight order (ci, r, c), zero in the
+ * padding; its KW-long runs are contiguous in the image whatever the
+ * stride. The optimised versions may write up to 8 floats past the last
+ * row. */
+static inline __attribute__((always_inline)) void
+od__im2row_body(const od_conv2d_shape *s, int oh, int ow, const float *x,
+                float *row, od__row_copy_fn copy, od__row_zero_fn zero)
+{
+    size_t plane = (size_t)s->h * s->w;
+    for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++) {
+            int c0 = j * s->stride_w - s->pad_w;
+            int inside = c0 >= 0 && c0 + s->kw <= s->w;
+            for (int ci = 0; ci < s->c_in; ci++)
+                for (int r = 0; r < s->kh; r++, row += s->kw) {
+                    int ir = i * s->stride_h - s->pad_h + r;
+                    if (ir < 0 || ir >= s->h) {
+                        zero(s->kw, row);
+                        continue;
+                    }
+                    const float *xr = x + (size_t)ci * plane + (size_t)ir * s->w;
+                    if (inside) {
+                        copy(s->kw, xr + c0, row);
+                        continue;
+                    }
+                    for (int c = 0; c < s->kw; c++)
+                        row[c] = c0 + c >= 0 && c0 + c < s->w ? xr[c0 + c]
+                                                              : 0.0f;
+                }
+        }
+}
+
+/* For each output o < nout: dst[o * ldd + 0..k) = the sum over t <
+ * cnt[o] of val[o * ldl + t] * rows[pos[o * ldl + t] * ld + 0..k), the
+ * terms added in order t = 0, 1, ... onto zero: a product whose left-hand
+ * matrix is sparse (each output's nonzeros listed), for the per-example
+ * weight gradients of convolutions whose output gradient is mostly zero.
+ * The optimised versions go over the columns in blocks that stay in L1
+ * across all outputs. */
+/* The optimised versions' loop nest, written once: blocks of 8 vectors of
+ * `width` floats (eight accumulators, enough to keep two FMA ports busy)
+ * for every output in turn, so that the block's slice of rows stays in L1
+ * while it is reused, the last block narrower. block(nv, left, ...) forms
+ * nv vectors of one output's block, masked to the `left` floats there
+ * are; nv is a constant at each call. */
+typedef void (*od__combine_block_fn)(int nv, size_t left, int n,
+                                     const int32_t *idx, const float *val,
+                                     const float *rows, size_t ld,
+                                     float *dst);
+
+static inline __attribute__((always_inline)) void
+od__combine_rows_body(size_t k, int nout, const int32_t *cnt,
+                      const int32_t *pos, const float *val, size_t ldl,
+                      const float *rows, size_t ld, float *dst, size_t ldd,
+                      size_t width, od__combine_block_fn block)
+{
+    for (size_t q = 0; q < k; q += 8 * width) {
+        size_t left = k - q;
+        for (int o = 0; o < nout; o++) {
+            const int32_t *po = pos + (size_t)o * ldl;
+            const float *vo = val + (size_t)o * ldl;
+            float *d = dst + (size_t)o * ldd + q;
+            if (left > 4 * width)
+                block(8, left, cnt[o], po, vo, rows + q, ld, d);
+            else if (left > 2 * width)
+                block(4, left, cnt[o], po, vo, rows + q, ld, d);
+            else if (left > width)
+                block(2, left, cnt[o], po, vo, rows + q, ld, d);
+            else
+                block(1, left, cnt[o], po, vo, rows + q, ld, d);
+        }
+    }
+}
+
+void od__combine_rows_portable(size_t k, int nout, const int32_t *cnt,
+                               const int32_t *pos, const float *val,
+                               size_t ldl, const float *rows, size_t ld,
+                               float *dst, size_t ldd);
+void od__combine_rows_avx512(size_t k, int nout, const int32_t *cnt,
+                             const int32_t *pos, const float *val, size_t ldl,
+                             const float *rows, size_t ld, float *dst,
+                             size_t ldd);
+void od__combine_rows_avx2(size_t k, int nout, const int32_t *cnt,
+                           const int32_t *pos, const float *val, size_t ldl,
+                           const float *rows, size_t ld, float *dst,
+                           size_t ldd);
+void od__im2row_portable(const od_conv2d_shape *s, int oh, int ow,
+                         const float *x, float *row);
+void od__im2row_avx512(const od_conv2d_shape *s, int oh, int ow,
+                       const float *x, float *row);
+void od__im2row_avx2(const od_conv2d_shape *s, int oh, int ow,
+                     const float *x, float *row);
+
 /* Convolutions of one input channel, 5x5, stride 1, no padding, C_out a
  * multiple of 8, outputs at most 32 wide, on AVX-512 (conv_avx512.c):
  * whether s qualifies, and the forward pass over nimg images. */

@@ -321,6 +321,192 @@ static void test_conv_matches_reference(void **state)
     od_cpu_set_isa(od_cpu_isa_detected());
 }
 
+/* ---- Per-example gradients of a convolution (DP-SGD) ---------------------- */
+
+/* Shapes beyond conv_shapes for the per-example kernels: receptive fields
+ * of 64 weights or more (the sparse route) with strides, padding and rows
+ * wider than 8. */
+static const od_conv2d_shape pergrad_shapes[] = {
+    {3, 8, 13, 11, 6, 3, 3, 2, 2, 1, 1},
+    {2, 3, 11, 12, 4, 3, 9, 1, 2, 1, 2},
+    {4, 7, 10, 10, 5, 3, 4, 1, 1, 0, 3},
+};
+#define N_PERGRAD_EXTRA (sizeof pergrad_shapes / sizeof pergrad_shapes[0])
+
+/* |got - want| <= TOL_REL * |want| for each of n doubles. */
+static void check_each(const char *what, int n, const float *got,
+                       const double *want)
+{
+    for (int i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= TOL_REL * fabs(want[i]) + 1e-30))
+            print_error("%s: [%d] %.9g against %.9g\n", what, i,
+                        (double)got[i], want[i]);
+        assert_true(e <= TOL_REL * fabs(want[i]) + 1e-30);
+    }
+}
+
+/* got, accumulated from init, against want: the relative residual of the
+ * increments (exactly zero when want adds nothing). */
+static void check_inc(const char *what, size_t n, const float *got,
+                      const double *want, double init)
+{
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (want[i] - init) * (want[i] - init);
+    }
+    double r = den > 0.0 ? sqrt(num / den) : sqrt(num);
+    if (!(r <= TOL_REL))
+        print_error("%s: relative residual %.3g > %.3g (n %zu)\n", what, r,
+                    TOL_REL, n);
+    assert_true(r <= TOL_REL);
+}
+
+/* od_conv2d_pergrad_sqnorm, od_conv2d_kept_sum and
+ * od_conv2d_pergrad_clipped against each example's own reference weight
+ * and bias gradients, with output gradients dense, a quarter nonzero (as
+ * behind ReLU and 2x2 max pooling: the sparse route where the receptive
+ * field is large enough) and all zero, on every ISA and pool size. */
+static void pergrad_case(const od_conv2d_shape *s, double density, od_rng *r)
+{
+    conv_case c;
+    conv_case_init(&c, s, r);
+    for (size_t i = 0; i < c.ny; i++)
+        if (od_rng_uniformf(r) >= density)
+            c.dy[i] = 0.0f;
+    char name[200];
+    shape_name(s, name, sizeof name);
+    snprintf(name + strlen(name), sizeof name - strlen(name), " density %.2f",
+             density);
+    int n = s->n, cout = s->c_out;
+    size_t nw = c.nw;
+    size_t xs = c.nx / (size_t)n, ys = c.ny / (size_t)n;
+    od_conv2d_shape s1 = *s;
+    s1.n = 1;
+
+    /* References: each example's gradients, their squared norms, and the
+     * scaled and clipped sums (dw from 0.25 and db from -0.5). */
+    float *gw = falloc((size_t)n * nw), *gb = falloc((size_t)n * cout);
+    double *sq = malloc((size_t)n * sizeof *sq), *other = malloc((size_t)n * sizeof *other);
+    float *scale = falloc((size_t)n);
+    assert_non_null(sq);
+    assert_non_null(other);
+    double mean = 0;
+    for (int i = 0; i < n; i++) {
+        memset(gw + (size_t)i * nw, 0, nw * sizeof *gw);
+        memset(gb + (size_t)i * cout, 0, (size_t)cout * sizeof *gb);
+        od_conv2d_backward_weight_ref(&s1, c.x + (size_t)i * xs,
+                                      c.dy + (size_t)i * ys,
+                                      gw + (size_t)i * nw, gb + (size_t)i * cout);
+        sq[i] = 0;
+        for (size_t j = 0; j < nw; j++)
+            sq[i] += (double)gw[(size_t)i * nw + j] * gw[(size_t)i * nw + j];
+        for (int j = 0; j < cout; j++)
+            sq[i] += (double)gb[(size_t)i * cout + j] * gb[(size_t)i * cout + j];
+        other[i] = 0.5 * od_rng_uniformf(r);
+        scale[i] = od_rng_uniformf(r);
+        mean += sq[i] / n;
+    }
+    /* Clip at about the typical norm, so that some examples are clipped
+     * and others not. */
+    float clip = (float)sqrt(mean + 0.25);
+    double *want_sq = malloc((size_t)n * sizeof *want_sq);
+    double *kept_w = malloc(nw * sizeof *kept_w), *kept_b = malloc((size_t)cout * sizeof *kept_b);
+    double *clip_w = malloc(nw * sizeof *clip_w), *clip_b = malloc((size_t)cout * sizeof *clip_b);
+    assert_true(want_sq && kept_w && kept_b && clip_w && clip_b);
+    for (size_t j = 0; j < nw; j++)
+        kept_w[j] = clip_w[j] = 0.25;
+    for (int j = 0; j < cout; j++)
+        kept_b[j] = clip_b[j] = -0.5;
+    for (int i = 0; i < n; i++) {
+        want_sq[i] = 0.5 + sq[i];
+        double f = od_clip_factor((float)(other[i] + sq[i]), clip);
+        for (size_t j = 0; j < nw; j++) {
+            kept_w[j] += scale[i] * (double)gw[(size_t)i * nw + j];
+            clip_w[j] += f * gw[(size_t)i * nw + j];
+        }
+        for (int j = 0; j < cout; j++) {
+            kept_b[j] += scale[i] * (double)gb[(size_t)i * cout + j];
+            clip_b[j] += f * gb[(size_t)i * cout + j];
+        }
+    }
+
+    float *got_sq = falloc((size_t)n), *dw = falloc(nw), *db = falloc((size_t)cout);
+    float *dw2 = falloc(nw), *db2 = falloc((size_t)cout);
+    float *kept = falloc(od_conv2d_pergrad_kept_floats(s));
+    for (int isa = 0; isa < isa_count(); isa++) {
+        od_cpu_set_isa((od_isa)isa);
+        for (int p = 0; p < NPOOLS; p++) {
+            od_pool *pool = pool_at(p);
+            /* Exactly the scratch asked for: AddressSanitizer catches any
+             * access past it. */
+            float *scratch = falloc(od_conv2d_pergrad_scratch_floats(
+                s, od_pool_threads(pool)));
+            for (int i = 0; i < n; i++)
+                got_sq[i] = 0.5f;
+            od_conv2d_pergrad_sqnorm(pool, s, c.x, c.dy, 1, 1, got_sq, kept,
+                                     scratch);
+            check_each(name, n, got_sq, want_sq);
+            for (size_t j = 0; j < nw; j++)
+                dw[j] = 0.25f;
+            for (int j = 0; j < cout; j++)
+                db[j] = -0.5f;
+            od_conv2d_kept_sum(s, kept, scale, dw, db);
+            check_inc(name, nw, dw, kept_w, 0.25);
+            check_inc(name, (size_t)cout, db, kept_b, -0.5);
+
+            for (int i = 0; i < n; i++)
+                got_sq[i] = (float)other[i];
+            for (size_t j = 0; j < nw; j++)
+                dw[j] = dw2[j] = 0.25f;
+            for (int j = 0; j < cout; j++)
+                db[j] = db2[j] = -0.5f;
+            od_conv2d_pergrad_clipped(pool, s, c.x, c.dy, clip, got_sq, dw,
+                                      db, scratch);
+            check_inc(name, nw, dw, clip_w, 0.25);
+            check_inc(name, (size_t)cout, db, clip_b, -0.5);
+            /* The bias alone. */
+            for (int i = 0; i < n; i++)
+                got_sq[i] = (float)other[i];
+            od_conv2d_pergrad_clipped(pool, s, c.x, c.dy, INFINITY, got_sq,
+                                      NULL, db2, scratch);
+            for (int j = 0; j < cout; j++) {
+                double want = -0.5;
+                for (int i = 0; i < n; i++)
+                    want += gb[(size_t)i * cout + j];
+                assert_true(fabs(db2[j] - want) <= TOL_REL * (1.0 + fabs(want)));
+            }
+            free(scratch);
+        }
+    }
+    od_cpu_set_isa(od_cpu_isa_detected());
+    free(got_sq), free(dw), free(db), free(dw2), free(db2), free(kept);
+    free(want_sq), free(kept_w), free(kept_b), free(clip_w), free(clip_b);
+    free(gw), free(gb), free(sq), free(other), free(scale);
+    conv_case_free(&c);
+}
+
+static void test_conv_pergrad_matches_reference(void **state)
+{
+    (void)state;
+    od_rng r;
+    od_rng_seed(&r, 7, 3);
+    static const double densities[] = {1.0, 0.25, 0.0};
+    int total = 0;
+    for (size_t k = 0; k < N_FIXED_CONV + N_PERGRAD_EXTRA + N_RANDOM_CONV; k++) {
+        od_conv2d_shape s = k < N_FIXED_CONV ? conv_shapes[k]
+                            : k < N_FIXED_CONV + N_PERGRAD_EXTRA
+                                ? pergrad_shapes[k - N_FIXED_CONV]
+                                : random_conv_shape(&r);
+        for (size_t d = 0; d < sizeof densities / sizeof densities[0]; d++)
+            pergrad_case(&s, densities[d], &r);
+        total++;
+    }
+    assert_true(total >= 20);
+}
+
 /* L = dot(dy, conv(x, w) + b) in double, through the optimised forward. */
 static double conv_loss(const conv_case *c, od_pool *pool, const float *x,
                         const float *w, const float *b, float *y,
@@ -959,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_conv_output_size),
         cmocka_unit_test(test_conv_matches_reference),
         cmocka_unit_test(test_conv_backward_finite_differences),
+        cmocka_unit_test(test_conv_pergrad_matches_reference),
         cmocka_unit_test(test_pool_matches_reference),
         cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_pool_finite_differences),
