@@ -19,12 +19,12 @@
 
 /* Preconditions: MR_ in 1..6 and NV in 1..2 are compile-time constants after
  * inlining; A_RS1 selects a[i + p * a_cs] (1) or a[i * a_rs + p] (0);
- * last_mask has all bits set in the valid lanes of the last vector. */
+ * tail in 1..8 is the number of valid lanes in the last vector. */
 static inline __attribute__((always_inline)) OD__T256 void
 od__y_body(const int MR_, const int NV, const int A_RS1, int kc,
            const float *a, size_t a_rs, size_t a_cs, const float *bp,
            size_t b_rs, float alpha, float beta, float *c, size_t ldc,
-           __m256i last_mask)
+           int tail)
 {
     __m256 acc[OD__Y_MR][OD__Y_NV];
     OD__GEMM_UNROLL
@@ -59,28 +59,36 @@ od__y_body(const int MR_, const int NV, const int A_RS1, int kc,
     /* Write-back: C = alpha * acc (+ beta * C), the last vector masked. */
     const __m256 alpha_v = _mm256_set1_ps(alpha);
     const __m256 beta_v = _mm256_set1_ps(beta);
-    const __m256i all = _mm256_set1_epi32(-1);
+    /* Lane l of the last vector is valid when l < tail. */
+    const __m256i last_mask = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     OD__GEMM_UNROLL
     for (int i = 0; i < MR_; i++) {
         float *crow = c + (size_t)i * ldc;
         OD__GEMM_UNROLL
         for (int v = 0; v < NV; v++) {
-            __m256i mk = v == NV - 1 ? last_mask : all;
+            /* Masked only where the tile's last vector is partial: AMD's
+             * Zen 2 and 3 microcode VMASKMOVPS stores (tens of cycles
+             * each), which cost half the time of a tile with k = 64. */
+            const int masked = v == NV - 1 && tail < 8;
             __m256 t = _mm256_mul_ps(alpha_v, acc[i][v]);
             if (beta != 0.0f) {
-                __m256 cv = _mm256_maskload_ps(crow + 8 * v, mk);
+                __m256 cv = masked ? _mm256_maskload_ps(crow + 8 * v, last_mask)
+                                   : _mm256_loadu_ps(crow + 8 * v);
                 t = _mm256_fmadd_ps(beta_v, cv, t);
             }
-            _mm256_maskstore_ps(crow + 8 * v, mk, t);
+            if (masked)
+                _mm256_maskstore_ps(crow + 8 * v, last_mask, t);
+            else
+                _mm256_storeu_ps(crow + 8 * v, t);
         }
     }
 }
 
 #define OD__Y_ARGS                                                       \
     int kc, const float *a, size_t a_rs, size_t a_cs, const float *bp,    \
-        size_t b_rs, float alpha, float beta, float *c, size_t ldc,       \
-        __m256i last_mask
-#define OD__Y_PASS kc, a, a_rs, a_cs, bp, b_rs, alpha, beta, c, ldc, last_mask
+        size_t b_rs, float alpha, float beta, float *c, size_t ldc, int tail
+#define OD__Y_PASS kc, a, a_rs, a_cs, bp, b_rs, alpha, beta, c, ldc, tail
 
 typedef void (*od__y_fn)(OD__Y_ARGS);
 
@@ -116,12 +124,9 @@ static OD__T256 void od__ukernel_avx2(int mr, int nr, int kc, const float *a,
 {
     int nv = (nr + 7) / 8;
     int tail = nr - 8 * (nv - 1);
-    /* Lane l is valid when l < tail: compare against a lane index ramp. */
-    __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i last_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), lanes);
     int ars1 = a_rs == 1;
     od__y_table[ars1][mr - 1][nv - 1](kc, a, a_rs, a_cs, bp, b_rs, alpha,
-                                      beta, c, ldc, last_mask);
+                                      beta, c, ldc, tail);
 }
 
 /* Transpose an 8 x 8 block held in r[0..7] (rows in, columns out). */
