@@ -48,7 +48,9 @@ import numpy as np
 DATA_DIR = os.environ.get("ONDEV_FMNIST_DIR",
                           "/usr/share/datasets/fashion-mnist")
 MODELS = ("fmnist-mlp", "fmnist-cnn")
-CORETYPES = ("", "SkylakeX")  # "" = as installed (OpenBLAS detects the CPU)
+from openblas_cores import coretypes
+
+CORETYPES = coretypes()  # "" = as installed (OpenBLAS detects the CPU)
 
 
 def fail(msg):

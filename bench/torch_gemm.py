@@ -31,7 +31,9 @@ import subprocess
 import sys
 import time
 
-CORETYPES = ("", "SkylakeX")  # "" = as installed (OpenBLAS detects the CPU)
+from openblas_cores import coretypes
+
+CORETYPES = coretypes()  # "" = as installed (OpenBLAS detects the CPU)
 SQUARE = (64, 128, 256, 512, 1024)
 BATCHES = (64, 256)
 LAYERS = ((784, 256), (256, 256), (1024, 128), (256, 10))
@@ -194,7 +196,8 @@ def main():
     ap.add_argument("--coretypes", default=",".join(c or "installed"
                                                      for c in CORETYPES),
                     help="OpenBLAS kernel sets to try; 'installed' leaves "
-                         "OPENBLAS_CORETYPE unset (default installed,SkylakeX)")
+                         "OPENBLAS_CORETYPE unset (default installed, and SkylakeX "
+                         "where the CPU has AVX-512)")
     ap.add_argument("--quick", action="store_true",
                     help="small shapes and short repeats (smoke test)")
     ap.add_argument("--json", help="write the result here (default: stdout)")
