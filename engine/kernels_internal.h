@@ -94,6 +94,10 @@ void od__maxpool2x2_avx512(int h, int w, size_t planes, const float *x,
  * 0 elsewhere (overwritten, including rows and columns in no window). */
 void od__maxpool2x2_bwd_avx512(int h, int w, size_t planes, const float *dy,
                                const int32_t *argmax, float *dx);
+void od__maxpool2x2_avx2(int h, int w, size_t planes, const float *x,
+                         float *y, int32_t *argmax, int relu);
+void od__maxpool2x2_bwd_avx2(int h, int w, size_t planes, const float *dy,
+                             const int32_t *argmax, float *dx);
 
 /* ---- Convolution lowering (conv.c, conv_avx512.c, conv_avx2.c) -----------
  * The loop nests of im2col and col2im are written once here and inlined into

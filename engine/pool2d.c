@@ -306,11 +306,12 @@ static void od__pool_task(void *ctx_, int task, int worker)
     switch (c->op) {
     case OD__MAX_FWD:
     case OD__RELU_MAX_FWD:
-        if (is_2x2 && od_cpu_isa() == OD_ISA_AVX512) {
-            od__maxpool2x2_avx512(s->h, s->w, p1 - p0, c->in + p0 * in_plane,
-                                  c->out + p0 * out_plane,
-                                  c->argmax_out + p0 * out_plane,
-                                  c->op == OD__RELU_MAX_FWD);
+        if (is_2x2 && od_cpu_isa() != OD_ISA_PORTABLE) {
+            (od_cpu_isa() == OD_ISA_AVX512 ? od__maxpool2x2_avx512
+                                           : od__maxpool2x2_avx2)(
+                s->h, s->w, p1 - p0, c->in + p0 * in_plane,
+                c->out + p0 * out_plane, c->argmax_out + p0 * out_plane,
+                c->op == OD__RELU_MAX_FWD);
             break;
         }
         if (is_2x2)
@@ -322,10 +323,11 @@ static void od__pool_task(void *ctx_, int task, int worker)
                                c->argmax_out + p0 * out_plane);
         break;
     case OD__MAX_BWD:
-        if (is_2x2 && od_cpu_isa() == OD_ISA_AVX512)
-            od__maxpool2x2_bwd_avx512(s->h, s->w, p1 - p0, c->in + p0 * out_plane,
-                                      c->argmax_in + p0 * out_plane,
-                                      c->out + p0 * in_plane);
+        if (is_2x2 && od_cpu_isa() != OD_ISA_PORTABLE)
+            (od_cpu_isa() == OD_ISA_AVX512 ? od__maxpool2x2_bwd_avx512
+                                           : od__maxpool2x2_bwd_avx2)(
+                s->h, s->w, p1 - p0, c->in + p0 * out_plane,
+                c->argmax_in + p0 * out_plane, c->out + p0 * in_plane);
         else if (is_2x2)
             od__max_bwd_planes_2x2(s, p0, p1, c->in, c->argmax_in, c->out);
         else
