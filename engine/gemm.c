@@ -33,8 +33,10 @@
 #define OD__GEMM_KC_MAX 256
 /* Bytes of packed op(B) per block: half of a 2 MB L2 cache. */
 #define OD__GEMM_B_BLOCK_BYTES (1u << 20)
-/* Largest untransposed B read in place rather than packed. */
+/* Largest untransposed B read in place rather than packed; by kernels
+ * that cannot mask a partial vector of B, the largest span of stored B. */
 #define OD__GEMM_B_INPLACE_BYTES (2u << 20)
+#define OD__GEMM_B_INPLACE_L1_BYTES (32u << 10)
 /* Below this many flops a product runs on the calling thread: waking the
  * pool would cost more than it saves. */
 #define OD__GEMM_PAR_MIN_FLOPS 1.0e6
@@ -263,9 +265,17 @@ static void od__gemm_run(od_pool *pool, const od__gemm_arch *arch,
     const int MR = job.arch->mr, NR = job.arch->nr;
     /* An untransposed B is read where it is when it fits in L2 anyway:
      * packing it would cost about as much as it saves for small batches.
-     * A larger B is packed for locality (and fewer TLB misses). */
-    job.b_in_place = job.arch->b_in_place && !job.trans_b &&
-                     (size_t)k * n * sizeof(float) <= OD__GEMM_B_INPLACE_BYTES;
+     * A larger B is packed for locality (and fewer TLB misses). The AVX2
+     * kernels read it in place only when every row of it they touch
+     * stays in L1 (Winograd's transformed kernels, 8 KB on fmnist-cnn):
+     * measured on an AMD EPYC with 512 KB of L2, reading larger ones in
+     * place lost up to a sixth (64 x 1024 x 128, rows 4 KB apart). */
+    const size_t b_bytes = (size_t)k * n * sizeof(float);
+    job.b_in_place =
+        !job.trans_b &&
+        ((job.arch->b_in_place == 1 && b_bytes <= OD__GEMM_B_INPLACE_BYTES) ||
+         (job.arch->b_in_place == 2 && n % job.arch->vec == 0 &&
+          (size_t)k * ldb * sizeof(float) <= OD__GEMM_B_INPLACE_L1_BYTES));
 
     /* Blocks of k as even as possible, so that no block is a short tail. */
     int nkb = (k + OD__GEMM_KC_MAX - 1) / OD__GEMM_KC_MAX;

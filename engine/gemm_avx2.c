@@ -46,7 +46,7 @@ od__y_body(const int MR_, const int NV, const int A_RS1, int kc,
         __m256 bv[OD__Y_NV];
         OD__GEMM_UNROLL
         for (int v = 0; v < NV; v++)
-            bv[v] = _mm256_load_ps(bp + (size_t)p * b_rs + 8 * v);
+            bv[v] = _mm256_loadu_ps(bp + (size_t)p * b_rs + 8 * v);
         OD__GEMM_UNROLL
         for (int i = 0; i < MR_; i++) {
             __m256 ai = _mm256_broadcast_ss(&arow[i][(size_t)p * astep]);
@@ -181,7 +181,7 @@ const od__gemm_arch od__gemm_arch_avx2 = {
     .mr = OD__Y_MR,
     .nr = OD__Y_NR,
     .vec = 8,
-    .b_in_place = 0, /* full-width loads would read past column nr */
+    .b_in_place = 2, /* full-width loads would read past a ragged nr */
     .kernel = od__ukernel_avx2,
     .pack_bt = od__pack_bt_avx2,
 };

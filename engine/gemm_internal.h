@@ -45,7 +45,10 @@ typedef struct od__gemm_arch {
     od_isa isa;
     int mr, nr;     /* register tile */
     int vec;        /* floats per vector register; packed widths round to it */
-    int b_in_place; /* the kernel may read an untransposed B where it is */
+    /* The kernel may read an untransposed B where it is (1), or only when
+     * n is a multiple of vec, so that no tile has a partial vector (2; the
+     * driver then keeps to a B small enough to stay in L1, see gemm.c). */
+    int b_in_place;
     od__gemm_ukernel_fn kernel;
     od__gemm_pack_bt_fn pack_bt; /* packs op(B) = B^T */
 } od__gemm_arch;
