@@ -5,15 +5,10 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "engine/avx2_util.h"
+
 #define OD__T __attribute__((target("avx2,fma")))
 #define OD__INLINE static inline __attribute__((always_inline)) OD__T
-
-/* Lanes 0..left-1 set (left in 1..7). */
-OD__INLINE __m256i od__mask8(int left)
-{
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
-}
 
 OD__INLINE void od__copy_y(int n, const float *src, float *dst)
 {
@@ -21,7 +16,7 @@ OD__INLINE void od__copy_y(int n, const float *src, float *dst)
     for (; j + 8 <= n; j += 8)
         _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
     if (j < n) {
-        __m256i m = od__mask8(n - j);
+        __m256i m = od__avx2_mask8(n - j);
         _mm256_maskstore_ps(dst + j, m, _mm256_maskload_ps(src + j, m));
     }
 }
@@ -32,7 +27,7 @@ OD__INLINE void od__zero_y(int n, float *dst)
     for (; j + 8 <= n; j += 8)
         _mm256_storeu_ps(dst + j, _mm256_setzero_ps());
     if (j < n)
-        _mm256_maskstore_ps(dst + j, od__mask8(n - j), _mm256_setzero_ps());
+        _mm256_maskstore_ps(dst + j, od__avx2_mask8(n - j), _mm256_setzero_ps());
 }
 
 OD__INLINE void od__add_y(int n, const float *src, float *dst)
@@ -42,7 +37,7 @@ OD__INLINE void od__add_y(int n, const float *src, float *dst)
         _mm256_storeu_ps(dst + j, _mm256_add_ps(_mm256_loadu_ps(dst + j),
                                                 _mm256_loadu_ps(src + j)));
     if (j < n) {
-        __m256i m = od__mask8(n - j);
+        __m256i m = od__avx2_mask8(n - j);
         __m256 v = _mm256_add_ps(_mm256_maskload_ps(dst + j, m),
                                  _mm256_maskload_ps(src + j, m));
         _mm256_maskstore_ps(dst + j, m, v);
@@ -78,7 +73,7 @@ OD__INLINE void od__combine_block(int nv, size_t left, int n,
     for (int v = 0; v < nv; v++) {
         acc[v] = _mm256_setzero_ps();
         int l = lim - 8 * v;
-        m[v] = l >= 8 ? _mm256_set1_epi32(-1) : od__mask8(l);
+        m[v] = l >= 8 ? _mm256_set1_epi32(-1) : od__avx2_mask8(l);
     }
     for (int t = 0; t < n; t++) {
         const float *r = rows + (size_t)idx[t] * ld;

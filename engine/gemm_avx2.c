@@ -12,6 +12,8 @@
 
 #include <immintrin.h>
 
+#include "engine/avx2_util.h"
+
 #define OD__T256 __attribute__((target("avx2,fma")))
 #define OD__Y_MR 6
 #define OD__Y_NV 2 /* ymm vectors per tile row */
@@ -129,28 +131,6 @@ static OD__T256 void od__ukernel_avx2(int mr, int nr, int kc, const float *a,
                                       beta, c, ldc, tail);
 }
 
-/* Transpose an 8 x 8 block held in r[0..7] (rows in, columns out). */
-static inline __attribute__((always_inline)) OD__T256 void
-od__y_transpose8(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    /* u[4q + s] holds, in 128-bit lane L, column 4L + s of rows 4q..4q+3. */
-    for (int s = 0; s < 4; s++) {
-        r[s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x20);
-        r[4 + s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x31);
-    }
-}
-
 static OD__T256 void od__pack_bt_avx2(int kc, int nr, int w, const float *b,
                                       size_t ldb, float *bp)
 {
@@ -162,7 +142,7 @@ static OD__T256 void od__pack_bt_avx2(int kc, int nr, int w, const float *b,
             __m256 r[8];
             for (int q = 0; q < 8; q++)
                 r[q] = _mm256_loadu_ps(b + (size_t)(j + q) * ldb + p);
-            od__y_transpose8(r);
+            od__avx2_transpose8(r);
             for (int q = 0; q < 8; q++)
                 _mm256_store_ps(bp + (size_t)(p + q) * w + j, r[q]);
         }

@@ -9,15 +9,10 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "engine/avx2_util.h"
+
 #define OD__T __attribute__((target("avx2,fma")))
 #define OD__INLINE static inline __attribute__((always_inline)) OD__T
-
-/* Lanes 0..n-1 set, none for n <= 0, all for n >= 8. */
-OD__INLINE __m256i od__mask8(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 /* Elements 2j (odd: 2j + 1) of the 16 floats in lo, hi, j = 0..7. */
 OD__INLINE __m256 od__even(__m256 lo, __m256 hi)
@@ -74,7 +69,7 @@ OD__T void od__maxpool2x2_avx2(int h, int w, size_t planes, const float *x,
                     b_lo = _mm256_loadu_ps(b);
                     b_hi = _mm256_loadu_ps(b + 8);
                 } else {
-                    __m256i mlo = od__mask8(2 * n), mhi = od__mask8(2 * n - 8);
+                    __m256i mlo = od__avx2_mask8(2 * n), mhi = od__avx2_mask8(2 * n - 8);
                     a_lo = _mm256_maskload_ps(a, mlo);
                     a_hi = _mm256_maskload_ps(a + 8, mhi);
                     b_lo = _mm256_maskload_ps(b, mlo);
@@ -134,7 +129,7 @@ OD__T void od__maxpool2x2_bwd_avx2(int h, int w, size_t planes,
             float *r0 = dxp + (size_t)(2 * i) * w, *r1 = r0 + w;
             for (int j0 = 0; j0 < ow; j0 += 8) {
                 int n = ow - j0 < 8 ? ow - j0 : 8;
-                __m256i mo = od__mask8(n);
+                __m256i mo = od__avx2_mask8(n);
                 __m256i am = _mm256_maskload_epi32(ap + (size_t)i * ow + j0, mo);
                 __m256 g = _mm256_maskload_ps(dyp + (size_t)i * ow + j0, mo);
                 /* Windows marked -1 (fused ReLU, no positive input) and

@@ -20,11 +20,12 @@
  * tiles: 64 multiplications per 16 outputs and channel pair against 400
  * for the direct form, while the transforms cost O(64) per tile and
  * channel. Channels are the innermost axis of V, U and M, so that the
- * transforms run on 16 channels at once in AVX-512 registers: a group's
- * images are first copied channels-last (and zero-padded), and its
- * outputs copied back to NCHW at the end. AVX-512 only; other ISAs, and
- * calls with fewer than OD__WINO_MIN_TILES tiles, use the im2col lowering
- * of conv.c. The matrices come from the Toom-Cook construction on the
+ * transforms run on a register of channels at once (16 on AVX-512, 8 on
+ * AVX2; winograd_kernels.h): a group's images are first copied
+ * channels-last (and zero-padded), and its outputs copied back to NCHW at
+ * the end. This file holds the plan and the driver; the portable path,
+ * and calls with fewer than OD__WINO_MIN_TILES tiles, use the im2col
+ * lowering of conv.c. The matrices come from the Toom-Cook construction on the
  * points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (od__wino_build); the
  * results differ from the direct product by the transforms' rounding: a
  * relative residual of 2e-6 to 3e-6 on fmnist-cnn's second layer with

@@ -7,6 +7,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "engine/avx2_util.h"
+
 #define OD__WT __attribute__((target("avx2,fma")))
 #define OD__WINL static inline __attribute__((always_inline)) OD__WT
 
@@ -23,20 +25,13 @@
 #define OD__VSTORE _mm256_storeu_ps
 #define OD__VLOADN(p, n) od__loadn8((p), (n))
 #define OD__VSTOREN(p, v, n) od__storen8((p), (v), (n))
-#define OD__VTRANSPOSE(r) od__transpose8(r)
-
-/* Lanes 0..n-1 set, n in 0..7. */
-OD__WINL __m256i od__mask8(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+#define OD__VTRANSPOSE(r) od__avx2_transpose8(r)
 
 OD__WINL __m256 od__loadn8(const float *p, int n)
 {
     if (n >= 8)
         return _mm256_loadu_ps(p);
-    return n <= 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(p, od__mask8(n));
+    return n <= 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(p, od__avx2_mask8(n));
 }
 
 OD__WINL void od__storen8(float *p, __m256 v, int n)
@@ -44,28 +39,7 @@ OD__WINL void od__storen8(float *p, __m256 v, int n)
     if (n >= 8)
         _mm256_storeu_ps(p, v);
     else if (n > 0)
-        _mm256_maskstore_ps(p, od__mask8(n), v);
-}
-
-/* r[i][j] -> r[j][i] for an 8 x 8 block of floats, in registers. */
-OD__WINL void od__transpose8(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    /* u[4q + s] holds, in 128-bit lane L, column 4L + s of rows 4q..4q+3. */
-    for (int s = 0; s < 4; s++) {
-        r[s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x20);
-        r[4 + s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x31);
-    }
+        _mm256_maskstore_ps(p, od__avx2_mask8(n), v);
 }
 
 #define OD__WINO_TABLE od__wino_kernels_avx2

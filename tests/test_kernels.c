@@ -118,7 +118,7 @@ static const od_conv2d_shape conv_shapes[] = {
     {2, 1, 28, 28, 32, 5, 5, 1, 1, 0, 0},   /* fmnist-cnn conv1, small batch */
     {3, 32, 12, 12, 64, 5, 5, 1, 1, 0, 0},  /* fmnist-cnn conv2 (im2col) */
     {9, 32, 12, 12, 64, 5, 5, 1, 1, 0, 0},  /* and with enough tiles for
-                                             * Winograd on AVX-512 */
+                                             * Winograd (AVX-512, AVX2) */
     {3, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1},
     {5, 2, 11, 13, 7, 3, 3, 2, 2, 1, 1},
     {2, 3, 17, 6, 4, 5, 5, 2, 2, 2, 2},
@@ -128,8 +128,8 @@ static const od_conv2d_shape conv_shapes[] = {
     {7, 1, 10, 11, 2, 5, 5, 2, 2, 1, 1},
     {2, 4, 3, 3, 2, 5, 5, 1, 1, 2, 2},      /* padding wider than the image */
     {13, 32, 12, 12, 16, 3, 3, 1, 1, 1, 1}, /* several groups per chunk */
-    /* Winograd on AVX-512: rows wider than 16, ragged tiles, padding, and
-     * channel counts off the 16-lane blocks. */
+    /* Winograd (AVX-512, AVX2): rows wider than 16, ragged tiles,
+     * padding, and channel counts off the 8- and 16-lane blocks. */
     {3, 9, 21, 19, 10, 5, 5, 1, 1, 2, 2},
     {4, 17, 6, 7, 33, 5, 5, 1, 1, 4, 4},
     {21, 8, 9, 9, 8, 5, 5, 1, 1, 1, 1},
