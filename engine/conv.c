@@ -450,6 +450,18 @@ static void od__fwd_task(void *ctx_, int task, int worker)
     od__fwd_group(ctx_, task, worker);
 }
 
+int od__conv2d_single_in(const od_conv2d_shape *s)
+{
+    od_isa isa = od_cpu_isa();
+    int ow = od_conv2d_out_w(s);
+    int fits = isa == OD_ISA_AVX512 ? s->c_out % 8 == 0 && ow <= 32
+               : isa == OD_ISA_AVX2 ? s->c_out % 4 == 0 && ow <= 24
+                                    : 0;
+    return fits && s->c_in == 1 && s->kh == 5 && s->kw == 5 &&
+           s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 &&
+           s->pad_w == 0 && ow >= 1 && od_conv2d_out_h(s) >= 1;
+}
+
 /* Forward of a single-input-channel convolution: group g's images by the
  * register-blocked loops, without lowering. */
 static void od__fwd_single_task(void *ctx_, int g, int worker)
@@ -460,9 +472,10 @@ static void od__fwd_single_task(void *ctx_, int g, int worker)
     size_t lo, hi;
     od__split((size_t)s->n, (size_t)c->pl->groups, (size_t)g, &lo, &hi);
     if (hi > lo)
-        od__conv2d_single_in_fwd(s, (int)(hi - lo), c->x + lo * s->h * s->w,
-                                 c->w, c->bias,
-                                 c->y + lo * s->c_out * c->pl->p);
+        (od_cpu_isa() == OD_ISA_AVX512 ? od__conv2d_single_in_fwd_avx512
+                                       : od__conv2d_single_in_fwd_avx2)(
+            s, (int)(hi - lo), c->x + lo * s->h * s->w, c->w, c->bias,
+            c->y + lo * s->c_out * c->pl->p);
 }
 
 void od_conv2d_forward(od_pool *pool, const od_conv2d_shape *s,

@@ -1,5 +1,7 @@
-/* AVX2 row operations of the convolution lowering (see kernels_internal.h):
- * whole vectors of 8 floats, then a masked load and store for the rest. */
+/* AVX2 parts of the convolutions (see kernels_internal.h): the row
+ * operations of the lowering (whole vectors of 8 floats, then a masked
+ * load and store for the rest) and the register-blocked forward pass of
+ * single-channel 5x5 convolutions. */
 #include "engine/kernels_internal.h"
 
 #if defined(__x86_64__)
@@ -95,6 +97,87 @@ OD__T void od__combine_rows_avx2(size_t k, int nout, const int32_t *cnt,
                           8, od__combine_block);
 }
 
+
+/* ---- Single input channel, 5x5, stride 1, no padding ------------------------
+ * As on AVX-512 (conv_avx512.c), with 8-float registers: one output row of
+ * 4 channels (NV <= 3 registers each, 12 accumulators) stays in registers
+ * while the 25 taps stream the image rows from L1. A partial last vector
+ * is loaded and stored masked (rows of 24, fmnist-cnn's, have none). */
+OD__INLINE void od__single_in_row(const int NV, const od_conv2d_shape *s,
+                                  const float *xb, const float *wb,
+                                  const float *bias, float *y, int oh, int ow,
+                                  int i)
+{
+    const int tail = ow - 8 * (NV - 1);   /* lanes of the last vector */
+    const __m256i m = od__avx2_mask8(tail);
+    __m256 acc[4][3];
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) {
+        __m256 bv = _mm256_set1_ps(bias ? bias[k] : 0.0f);
+        _Pragma("GCC unroll 3")
+        for (int v = 0; v < NV; v++)
+            acc[k][v] = bv;
+    }
+    _Pragma("GCC unroll 5")
+    for (int r = 0; r < 5; r++) {
+        const float *xr = xb + (size_t)(i + r) * s->w;
+        _Pragma("GCC unroll 5")
+        for (int c = 0; c < 5; c++) {
+            __m256 xv[3];
+            _Pragma("GCC unroll 3")
+            for (int v = 0; v < NV; v++)
+                xv[v] = v < NV - 1 || tail == 8
+                            ? _mm256_loadu_ps(xr + c + 8 * v)
+                            : _mm256_maskload_ps(xr + c + 8 * v, m);
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) {
+                __m256 wv = _mm256_set1_ps(wb[k * 25 + r * 5 + c]);
+                _Pragma("GCC unroll 3")
+                for (int v = 0; v < NV; v++)
+                    acc[k][v] = _mm256_fmadd_ps(wv, xv[v], acc[k][v]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) {
+        float *yr = y + ((size_t)k * oh + i) * ow;
+        _Pragma("GCC unroll 3")
+        for (int v = 0; v < NV; v++) {
+            if (v < NV - 1 || tail == 8)
+                _mm256_storeu_ps(yr + 8 * v, acc[k][v]);
+            else
+                _mm256_maskstore_ps(yr + 8 * v, m, acc[k][v]);
+        }
+    }
+}
+
+/* y (nimg, C_out, OH, OW) = conv(x) + bias for images [0, nimg) of x;
+ * C_out a multiple of 4, OW at most 24. */
+OD__T void od__conv2d_single_in_fwd_avx2(const od_conv2d_shape *s, int nimg,
+                                         const float *x, const float *w,
+                                         const float *bias, float *y)
+{
+    const int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
+    const int nv = (ow + 7) / 8;
+    for (int b = 0; b < nimg; b++) {
+        const float *xb = x + (size_t)b * s->h * s->w;
+        float *yb = y + (size_t)b * s->c_out * oh * ow;
+        for (int co0 = 0; co0 < s->c_out; co0 += 4) {
+            const float *wb = w + (size_t)co0 * 25;
+            const float *bb = bias ? bias + co0 : NULL;
+            float *yc = yb + (size_t)co0 * oh * ow;
+            for (int i = 0; i < oh; i++) {
+                if (nv == 3)
+                    od__single_in_row(3, s, xb, wb, bb, yc, oh, ow, i);
+                else if (nv == 2)
+                    od__single_in_row(2, s, xb, wb, bb, yc, oh, ow, i);
+                else
+                    od__single_in_row(1, s, xb, wb, bb, yc, oh, ow, i);
+            }
+        }
+    }
+}
+
 #else
 
 void od__im2row_avx2(const od_conv2d_shape *s, int oh, int ow,
@@ -122,6 +205,14 @@ void od__col2im_avx2(const od_conv2d_shape *s, int oh, int ow,
                      const float *dcol, size_t ldc, int nimg, float *dx)
 {
     od__col2im_portable(s, oh, ow, dcol, ldc, nimg, dx);
+}
+
+void od__conv2d_single_in_fwd_avx2(const od_conv2d_shape *s, int nimg,
+                                   const float *x, const float *w,
+                                   const float *bias, float *y)
+{
+    (void)s, (void)nimg, (void)x, (void)w, (void)bias, (void)y;
+    OD_ASSERT(!"AVX2 path on a non-x86-64 build");
 }
 
 #endif

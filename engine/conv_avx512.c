@@ -276,15 +276,6 @@ void od__col2im_avx512(const od_conv2d_shape *s, int oh, int ow,
  * image from L1. (Its weight gradient, a long sum per weight, stays on the
  * GEMM: loops of this kind measured slower there.) */
 
-int od__conv2d_single_in(const od_conv2d_shape *s)
-{
-    int ow = od_conv2d_out_w(s);
-    return od_cpu_isa() == OD_ISA_AVX512 && s->c_in == 1 && s->kh == 5 &&
-           s->kw == 5 && s->c_out % 8 == 0 && s->stride_h == 1 &&
-           s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0 && ow >= 1 &&
-           ow <= 32 && od_conv2d_out_h(s) >= 1;
-}
-
 /* Output rows i and i + 1 of 8 channels when rows are 24 wide (28x28
  * images): the 48 outputs fill three registers exactly, row i in lanes
  * 0-23 and row i + 1 in lanes 24-47, so no lane is wasted as in the
@@ -333,9 +324,10 @@ OD__INLINE void od__single_in_rows24(const od_conv2d_shape *s,
 /* y (nimg, C_out, OH, OW) = conv(x) + bias for images [0, nimg) of x;
  * C_out a multiple of 8. The loops over the 5x5 kernel and the 8 channels
  * are unrolled so that the 16 accumulators stay in registers. */
-OD__T void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
-                                    const float *x, const float *w,
-                                    const float *bias, float *y)
+OD__T void od__conv2d_single_in_fwd_avx512(const od_conv2d_shape *s,
+                                           int nimg, const float *x,
+                                           const float *w,
+                                           const float *bias, float *y)
 {
     const int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
     const __mmask16 m0 = od__mask(ow), m1 = od__mask(ow - 16);
@@ -385,15 +377,9 @@ OD__T void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
 
 #else
 
-int od__conv2d_single_in(const od_conv2d_shape *s)
-{
-    (void)s;
-    return 0;
-}
-
-void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
-                              const float *x, const float *w,
-                              const float *bias, float *y)
+void od__conv2d_single_in_fwd_avx512(const od_conv2d_shape *s, int nimg,
+                                     const float *x, const float *w,
+                                     const float *bias, float *y)
 {
     (void)s, (void)nimg, (void)x, (void)w, (void)bias, (void)y;
     OD_ASSERT(!"AVX-512 path on a non-x86-64 build");

@@ -332,13 +332,17 @@ void od__im2row_avx512(const od_conv2d_shape *s, int oh, int ow,
 void od__im2row_avx2(const od_conv2d_shape *s, int oh, int ow,
                      const float *x, float *row);
 
-/* Convolutions of one input channel, 5x5, stride 1, no padding, C_out a
- * multiple of 8, outputs at most 32 wide, on AVX-512 (conv_avx512.c):
- * whether s qualifies, and the forward pass over nimg images. */
+/* Convolutions of one input channel, 5x5, stride 1, no padding, by
+ * register-blocked loops: whether s qualifies on the ISA in use (conv.c;
+ * AVX-512: C_out a multiple of 8, outputs at most 32 wide; AVX2: of 4, at
+ * most 24 wide), and the forward pass over nimg images on each. */
 int od__conv2d_single_in(const od_conv2d_shape *s);
-void od__conv2d_single_in_fwd(const od_conv2d_shape *s, int nimg,
-                              const float *x, const float *w,
-                              const float *bias, float *y);
+void od__conv2d_single_in_fwd_avx512(const od_conv2d_shape *s, int nimg,
+                                     const float *x, const float *w,
+                                     const float *bias, float *y);
+void od__conv2d_single_in_fwd_avx2(const od_conv2d_shape *s, int nimg,
+                                   const float *x, const float *w,
+                                   const float *bias, float *y);
 
 /* The lowering per ISA: same results bit for bit (copies and single
  * additions in the same order). */
