@@ -24,6 +24,7 @@
  * set; the core it runs is printed, and bench/run runs this program once as
  * installed and once with OPENBLAS_CORETYPE=SkylakeX. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,8 @@ __attribute__((target("avx2,fma"))) static float fma_ymm(long iters)
 typedef struct peak_ctx {
     od_isa isa;
     long iters;
+    int ntasks;
+    atomic_int started;   /* tasks that have begun, this run */
     volatile float sink[MAX_THREADS];
 } peak_ctx;
 
@@ -128,6 +131,16 @@ static void peak_task(void *ctx_, int task, int worker)
 {
     (void)worker;
     peak_ctx *ctx = ctx_;
+    /* Start together: a helper thread that wakes late (an idle vCPU can
+     * take milliseconds) would otherwise find its task already run by the
+     * caller, and the two threads' loops would run one after the other.
+     * The wait gives up after a second, so a pool short of threads cannot
+     * hang it. */
+    atomic_fetch_add(&ctx->started, 1);
+    uint64_t t0 = od_now_ns();
+    while (atomic_load(&ctx->started) < ctx->ntasks &&
+           od_now_ns() - t0 < 1000000000u)
+        ;
 #if HAVE_X86
     ctx->sink[task] = ctx->isa == OD_ISA_AVX512 ? fma_zmm(ctx->iters)
                                                 : fma_ymm(ctx->iters);
@@ -144,11 +157,12 @@ static double measure_peak(od_pool *pool, const bench_opts *o)
     if (isa == OD_ISA_PORTABLE || !HAVE_X86)
         return 0.0;
     int nt = od_pool_threads(pool);
-    peak_ctx ctx = {.isa = isa, .iters = 1 << 16};
+    peak_ctx ctx = {.isa = isa, .iters = 1 << 16, .ntasks = nt};
     /* Grow the loop until one run lasts min_repeat_s; short runs let the
      * best fall between the time slices of other processes. */
     for (;;) {
         uint64_t t0 = od_now_ns();
+        atomic_store(&ctx.started, 0);
         od_pool_run(pool, nt, peak_task, &ctx);
         double dt = (double)(od_now_ns() - t0) * 1e-9;
         if (dt >= o->min_repeat_s)
@@ -158,6 +172,7 @@ static double measure_peak(od_pool *pool, const bench_opts *o)
     double best = 0.0;
     for (int r = 0; r < o->repeats + 2; r++) {
         uint64_t t0 = od_now_ns();
+        atomic_store(&ctx.started, 0);
         od_pool_run(pool, nt, peak_task, &ctx);
         double dt = (double)(od_now_ns() - t0) * 1e-9;
         double g = peak_flops_per_iter(isa) * ctx.iters * nt / dt * 1e-9;
