@@ -151,13 +151,14 @@ OD__T void od__combine_rows_avx2(size_t k, int nout, const int32_t *cnt,
  * 4 channels (NV <= 3 registers each, 12 accumulators) stays in registers
  * while the 25 taps stream the image rows from L1. A partial last vector
  * is loaded and stored masked (rows of 24, fmnist-cnn's, have none). */
-OD__INLINE void od__single_in_row(const int NV, const od_conv2d_shape *s,
-                                  const float *xb, const float *wb,
-                                  const float *bias, float *y, int oh, int ow,
-                                  int i)
+OD__INLINE void od__single_in_row(const int NV, const int FULL,
+                                  const od_conv2d_shape *s, const float *xb,
+                                  const float *wb, const float *bias,
+                                  float *y, int oh, int ow, int i)
 {
-    const int tail = ow - 8 * (NV - 1);   /* lanes of the last vector */
-    const __m256i m = od__avx2_mask8(tail);
+    /* FULL (a constant): ow == 8 * NV, so that no mask is kept in a
+     * register (NV = 3 needs all 16 for accumulators and operands). */
+    const __m256i m = od__avx2_mask8(FULL ? 8 : ow - 8 * (NV - 1));
     __m256 acc[4][3];
     _Pragma("GCC unroll 4")
     for (int k = 0; k < 4; k++) {
@@ -174,7 +175,7 @@ OD__INLINE void od__single_in_row(const int NV, const od_conv2d_shape *s,
             __m256 xv[3];
             _Pragma("GCC unroll 3")
             for (int v = 0; v < NV; v++)
-                xv[v] = v < NV - 1 || tail == 8
+                xv[v] = v < NV - 1 || FULL
                             ? _mm256_loadu_ps(xr + c + 8 * v)
                             : _mm256_maskload_ps(xr + c + 8 * v, m);
             _Pragma("GCC unroll 4")
@@ -191,7 +192,7 @@ OD__INLINE void od__single_in_row(const int NV, const od_conv2d_shape *s,
         float *yr = y + ((size_t)k * oh + i) * ow;
         _Pragma("GCC unroll 3")
         for (int v = 0; v < NV; v++) {
-            if (v < NV - 1 || tail == 8)
+            if (v < NV - 1 || FULL)
                 _mm256_storeu_ps(yr + 8 * v, acc[k][v]);
             else
                 _mm256_maskstore_ps(yr + 8 * v, m, acc[k][v]);
@@ -206,7 +207,7 @@ OD__T void od__conv2d_single_in_fwd_avx2(const od_conv2d_shape *s, int nimg,
                                          const float *bias, float *y)
 {
     const int oh = od_conv2d_out_h(s), ow = od_conv2d_out_w(s);
-    const int nv = (ow + 7) / 8;
+    const int nv = (ow + 7) / 8, full = ow % 8 == 0;
     for (int b = 0; b < nimg; b++) {
         const float *xb = x + (size_t)b * s->h * s->w;
         float *yb = y + (size_t)b * s->c_out * oh * ow;
@@ -215,12 +216,15 @@ OD__T void od__conv2d_single_in_fwd_avx2(const od_conv2d_shape *s, int nimg,
             const float *bb = bias ? bias + co0 : NULL;
             float *yc = yb + (size_t)co0 * oh * ow;
             for (int i = 0; i < oh; i++) {
+#define OD__ROW(NV, FULL) \
+    od__single_in_row(NV, FULL, s, xb, wb, bb, yc, oh, ow, i)
                 if (nv == 3)
-                    od__single_in_row(3, s, xb, wb, bb, yc, oh, ow, i);
+                    full ? OD__ROW(3, 1) : OD__ROW(3, 0);
                 else if (nv == 2)
-                    od__single_in_row(2, s, xb, wb, bb, yc, oh, ow, i);
+                    full ? OD__ROW(2, 1) : OD__ROW(2, 0);
                 else
-                    od__single_in_row(1, s, xb, wb, bb, yc, oh, ow, i);
+                    full ? OD__ROW(1, 1) : OD__ROW(1, 0);
+#undef OD__ROW
             }
         }
     }
