@@ -79,7 +79,10 @@ for wl in fmnist-mlp fmnist-cnn; do
 done
 
 echo "== PyTorch: the same DP-SGD step" >&2
+# OpenBLAS (PyTorch's linear layers) and OpenMP get the same thread count
+# as PyTorch itself: left alone, OpenBLAS takes every core.
 for wl in fmnist-mlp fmnist-cnn; do
+  OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
   /usr/bin/python3 "$root/bench/torch_dpsgd.py" --model "$wl" \
     --batch "$batch" --threads "$threads" --repeats "$repeats" \
     --json "$out/torch-$wl.json" 2>&1 | sed 's/^/torch /' | tee -a "$summary" >&2
