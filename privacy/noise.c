@@ -206,19 +206,6 @@ static int od__wedge_pass(const od_noise *g, const uint32_t *u,
 }
 
 #if defined(__x86_64__)
-/* The same where the CPU has FMA: fmaf becomes one instruction instead of
- * a call into libm (the same correctly rounded result). */
-__attribute__((target("avx2,fma")))
-static int od__wedge_pass_fma(const od_noise *g, const uint32_t *u,
-                              const int *bad, int nb, const uint32_t *v,
-                              float std, float scale, float *x, int add,
-                              int *later)
-{
-    return od__wedge_pass_body(g, u, bad, nb, v, std, scale, x, add, later);
-}
-#endif
-
-#if defined(__x86_64__)
 #include <immintrin.h>
 
 /* Entry iz (0..127, per lane) of a 128-entry table of 32-bit values held
@@ -326,6 +313,80 @@ static int od__fast_pass_avx2(const od_noise *g, const uint32_t *u,
     for (int i = 0; i < rest; i++)
         bad[nb + i] += k;
     return nb + rest;
+}
+
+/* od__wedge_pass 8 listed samples at a time on AVX2, with the same
+ * operations in the same order (gathers for the words and tables; the
+ * polynomial's fmaf as FMA instructions, the same correctly rounded
+ * results), the accepted values written and the others listed lane by
+ * lane; the rest the scalar way, with FMA instructions too. */
+__attribute__((target("avx2,fma")))
+static int od__wedge_pass_avx2(const od_noise *g, const uint32_t *u,
+                               const int *bad, int nb, const uint32_t *v,
+                               float std, float scale, float *x, int add,
+                               int *later)
+{
+    const __m256i one = _mm256_set1_epi32(1);
+    int b = 0, nl = 0;
+    for (; b + 8 <= nb; b += 8) {
+        __m256i at = _mm256_loadu_si256((const __m256i *)(bad + b));
+        __m256i w = _mm256_i32gather_epi32((const int *)u, at, 4);
+        __m256i iz = _mm256_and_si256(w, _mm256_set1_epi32(127));
+        __m256 xv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(w, 7)),
+                                  _mm256_i32gather_ps(g->wn, iz, 4));
+        __m256 h = _mm256_mul_ps(
+            _mm256_add_ps(
+                _mm256_cvtepi32_ps(_mm256_srli_epi32(
+                    _mm256_loadu_si256((const __m256i *)(v + b)), 8)),
+                _mm256_set1_ps(0.5f)),
+            _mm256_set1_ps(0x1p-24f));
+        __m256 f = _mm256_i32gather_ps(g->fn, iz, 4);
+        __m256 fm = _mm256_i32gather_ps(
+            g->fn,
+            _mm256_max_epi32(_mm256_sub_epi32(iz, one),
+                             _mm256_setzero_si256()),
+            4);
+        __m256 lhs = _mm256_add_ps(f, _mm256_mul_ps(h, _mm256_sub_ps(fm, f)));
+        /* od__exp_wedge(-x^2 / 2). */
+        __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), xv), xv);
+        __m256 n = _mm256_round_ps(
+            _mm256_mul_ps(t, _mm256_set1_ps(1.44269504f)),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), t);
+        r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.42860677e-6f), r);
+        __m256 p = _mm256_set1_ps(1.0f / 5040);
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+        __m256 e = _mm256_mul_ps(
+            p, _mm256_castsi256_ps(_mm256_slli_epi32(
+                   _mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                    _mm256_set1_epi32(127)), 23)));
+        __m256 ok = _mm256_and_ps(
+            _mm256_cmp_ps(lhs, e, _CMP_LT_OQ),
+            _mm256_castsi256_ps(
+                _mm256_cmpgt_epi32(iz, _mm256_setzero_si256())));
+        unsigned okbits = (unsigned)_mm256_movemask_ps(ok);
+        float val[8];
+        _mm256_storeu_ps(val, _mm256_mul_ps(_mm256_set1_ps(std), xv));
+        for (int l = 0; l < 8; l++) {
+            if (okbits >> l & 1u) {
+                float *xi = x + bad[b + l];
+                *xi = add ? (*xi + val[l]) * scale : val[l];
+            } else {
+                later[nl++] = b + l;
+            }
+        }
+    }
+    int rest = od__wedge_pass_body(g, u, bad + b, nb - b, v + b, std, scale,
+                                   x, add, later + nl);
+    for (int i = 0; i < rest; i++)
+        later[nl + i] += b;
+    return nl + rest;
 }
 
 /* od__wedge_pass 16 listed samples at a time, with the same operations in
@@ -455,8 +516,8 @@ static void od__fill_chunk(void *arg, int task, int worker)
         nl = od__wedge_pass_avx512(g, words, bad, nb, wedge_w, std, scale, x,
                                    j->add, later);
     else if (od_cpu_isa() == OD_ISA_AVX2)
-        nl = od__wedge_pass_fma(g, words, bad, nb, wedge_w, std, scale, x,
-                                j->add, later);
+        nl = od__wedge_pass_avx2(g, words, bad, nb, wedge_w, std, scale, x,
+                                 j->add, later);
     else
 #endif
         nl = od__wedge_pass(g, words, bad, nb, wedge_w, std, scale, x, j->add,
