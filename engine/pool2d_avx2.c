@@ -69,7 +69,8 @@ OD__T void od__maxpool2x2_avx2(int h, int w, size_t planes, const float *x,
                     b_lo = _mm256_loadu_ps(b);
                     b_hi = _mm256_loadu_ps(b + 8);
                 } else {
-                    __m256i mlo = od__avx2_mask8(2 * n), mhi = od__avx2_mask8(2 * n - 8);
+                    __m256i mlo = od__avx2_mask8(2 * n);
+                    __m256i mhi = od__avx2_mask8(2 * n - 8);
                     a_lo = _mm256_maskload_ps(a, mlo);
                     a_hi = _mm256_maskload_ps(a + 8, mhi);
                     b_lo = _mm256_maskload_ps(b, mlo);
@@ -130,7 +131,8 @@ OD__T void od__maxpool2x2_bwd_avx2(int h, int w, size_t planes,
             for (int j0 = 0; j0 < ow; j0 += 8) {
                 int n = ow - j0 < 8 ? ow - j0 : 8;
                 __m256i mo = od__avx2_mask8(n);
-                __m256i am = _mm256_maskload_epi32(ap + (size_t)i * ow + j0, mo);
+                __m256i am =
+                    _mm256_maskload_epi32(ap + (size_t)i * ow + j0, mo);
                 __m256 g = _mm256_maskload_ps(dyp + (size_t)i * ow + j0, mo);
                 /* Windows marked -1 (fused ReLU, no positive input) and
                  * lanes past the row pass no gradient. */

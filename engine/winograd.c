@@ -25,9 +25,9 @@
  * channels-last (and zero-padded), and its outputs copied back to NCHW at
  * the end. This file holds the plan and the driver; the portable path,
  * and calls with fewer than OD__WINO_MIN_TILES tiles, use the im2col
- * lowering of conv.c. The matrices come from the Toom-Cook construction on the
- * points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (od__wino_build); the
- * results differ from the direct product by the transforms' rounding: a
+ * lowering of conv.c. The matrices come from the Toom-Cook construction
+ * on the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (od__wino_build);
+ * the results differ from the direct product by the transforms' rounding: a
  * relative residual of 2e-6 to 3e-6 on fmnist-cnn's second layer with
  * random data, ten times the im2col path's (tests/test_kernels.c bounds
  * both by 1e-5).
@@ -126,7 +126,8 @@ static void od__wino_build(void)
         od__wino_g[n][i] = i == OD__WR - 1 ? 1.0f : 0.0f;
     for (int j = 0; j <= n; j++)
         for (int i = 0; i < OD__WM; i++)
-            od__g4[j][i] = j < n ? od__wino_g[j][i] : (i == OD__WM - 1 ? 1.0f : 0.0f);
+            od__g4[j][i] = j < n ? od__wino_g[j][i]
+                                 : (i == OD__WM - 1 ? 1.0f : 0.0f);
     /* od__g4x's constants. */
     OD_ASSERT(od__g4[0][0] == -1.0f && od__g4[1][0] == OD__G4_1 &&
               od__g4[2][1] == -OD__G4_1 && od__g4[3][0] == OD__G4_3A &&

@@ -31,7 +31,8 @@ OD__WINL __m256 od__loadn8(const float *p, int n)
 {
     if (n >= 8)
         return _mm256_loadu_ps(p);
-    return n <= 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(p, od__avx2_mask8(n));
+    return n <= 0 ? _mm256_setzero_ps()
+                  : _mm256_maskload_ps(p, od__avx2_mask8(n));
 }
 
 OD__WINL void od__storen8(float *p, __m256 v, int n)
