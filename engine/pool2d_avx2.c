@@ -36,9 +36,9 @@ OD__INLINE void od__interleave(__m256 e, __m256 o, __m256 out[2])
     out[1] = _mm256_permute2f128_ps(lo, hi, 0x31);
 }
 
-/* Replace (best, idx) by (c, idx + step) where c > best ("greater", so that
- * ties keep the earlier candidate and NaNs never win, as in the scalar
- * loop). */
+/* Replace (best, idx) by (c, k_step) in the lanes where c > best: a
+ * strict "greater", so that, as in the scalar loop, ties keep the earlier
+ * candidate and a NaN candidate never replaces the best so far. */
 OD__INLINE void od__take_greater(__m256 c, __m256i k_step, __m256 *best,
                                  __m256i *idx)
 {
