@@ -4,8 +4,6 @@ SkylakeX, which Debian's OpenBLAS 0.3.21 does not pick by itself on some
 newer CPUs. On a CPU without AVX-512 the SkylakeX kernels die of an illegal
 instruction, so they are left out there."""
 
-AVX512_CORETYPES = ("SkylakeX", "Cooperlake", "SapphireRapids")
-
 
 def cpu_has_avx512():
     try:
