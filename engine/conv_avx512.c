@@ -181,21 +181,6 @@ OD__INLINE void od__zero_run8(int n, float *dst)
 OD__T void od__im2row_avx512(const od_conv2d_shape *s, int oh, int ow,
                              const float *x, float *row)
 {
-    if (s->kw <= 8 && s->stride_h == 1 && s->stride_w == 1 &&
-        s->pad_h == 0 && s->pad_w == 0) {
-        /* Every run inside the image: no bounds to test. */
-        size_t plane = (size_t)s->h * s->w;
-        __mmask8 m = (__mmask8)((1u << s->kw) - 1u);
-        for (int i = 0; i < oh; i++)
-            for (int j = 0; j < ow; j++) {
-                const float *xc = x + (size_t)i * s->w + j;
-                for (int ci = 0; ci < s->c_in; ci++, xc += plane)
-                    for (int r = 0; r < s->kh; r++, row += s->kw)
-                        _mm256_storeu_ps(row, _mm256_maskz_loadu_ps(
-                                                  m, xc + (size_t)r * s->w));
-            }
-        return;
-    }
     if (s->kw <= 8)
         od__im2row_body(s, oh, ow, x, row, od__copy_run8, od__zero_run8);
     else
