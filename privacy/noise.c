@@ -129,21 +129,24 @@ static float od__zig_slow(const od_noise *g, od__words *s, int32_t hz, int iz,
 /* e^t for t in [-6, 0], the range of the wedge test (t = -x^2 / 2 with
  * x < R): t = n ln 2 + r with |r| <= ln 2 / 2, a degree-7 Taylor
  * polynomial in r (truncation below 6e-9 relative), scaled by 2^n. Every
- * step is a correctly rounded operation (fmaf), so the AVX-512 version
- * below gives the same bits. */
-static inline __attribute__((always_inline)) float od__exp_wedge(float t)
+ * step is a correctly rounded operation (fmaf), so the vector versions
+ * below, which take the same constants, give the same bits. */
+#define OD__EXP_LOG2E 1.44269504f
+#define OD__EXP_NLN2_HI -0.693145751953125f   /* -ln 2, high part */
+#define OD__EXP_NLN2_LO -1.42860677e-6f       /* -ln 2, low part */
+/* 1/k! for k = 7 down to 0, Horner's order. */
+static const float od__exp_taylor[8] = {1.0f / 5040, 1.0f / 720, 1.0f / 120,
+                                        1.0f / 24,   1.0f / 6,   0.5f,
+                                        1.0f,        1.0f};
+
+static float od__exp_wedge(float t)
 {
-    float n = nearbyintf(t * 1.44269504f);
-    float r = fmaf(n, -0.693145751953125f, t);        /* ln 2, high part */
-    r = fmaf(n, -1.42860677e-6f, r);                  /* ln 2, low part */
-    float p = 1.0f / 5040;
-    p = fmaf(p, r, 1.0f / 720);
-    p = fmaf(p, r, 1.0f / 120);
-    p = fmaf(p, r, 1.0f / 24);
-    p = fmaf(p, r, 1.0f / 6);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    float n = nearbyintf(t * OD__EXP_LOG2E);
+    float r = fmaf(n, OD__EXP_NLN2_HI, t);
+    r = fmaf(n, OD__EXP_NLN2_LO, r);
+    float p = od__exp_taylor[0];
+    for (int k = 1; k < 8; k++)
+        p = fmaf(p, r, od__exp_taylor[k]);
     union { uint32_t u; float f; } two_n = {(uint32_t)((int)n + 127) << 23};
     return p * two_n.f;
 }
@@ -174,10 +177,10 @@ static int od__fast_pass(const od_noise *g, const uint32_t *u, float std,
  * wedge test in single precision; those accepted are written, and the
  * rest, with the samples in the tail (iz = 0), are listed in later[], in
  * order. Returns the number listed. */
-static inline __attribute__((always_inline)) int
-od__wedge_pass_body(const od_noise *g, const uint32_t *u, const int *bad,
-                    int nb, const uint32_t *v, float std, float scale,
-                    float *x, int add, int *later)
+static int od__wedge_pass(const od_noise *g, const uint32_t *u,
+                          const int *bad, int nb, const uint32_t *v,
+                          float std, float scale, float *x, int add,
+                          int *later)
 {
     int nl = 0;
     for (int b = 0; b < nb; b++) {
@@ -195,14 +198,6 @@ od__wedge_pass_body(const od_noise *g, const uint32_t *u, const int *bad,
         }
     }
     return nl;
-}
-
-static int od__wedge_pass(const od_noise *g, const uint32_t *u,
-                          const int *bad, int nb, const uint32_t *v,
-                          float std, float scale, float *x, int add,
-                          int *later)
-{
-    return od__wedge_pass_body(g, u, bad, nb, v, std, scale, x, add, later);
 }
 
 #if defined(__x86_64__)
@@ -319,7 +314,7 @@ static int od__fast_pass_avx2(const od_noise *g, const uint32_t *u,
  * operations in the same order (gathers for the words and tables; the
  * polynomial's fmaf as FMA instructions, the same correctly rounded
  * results), the accepted values written and the others listed lane by
- * lane; the rest the scalar way, with FMA instructions too. */
+ * lane; the rest the scalar way. */
 __attribute__((target("avx2,fma")))
 static int od__wedge_pass_avx2(const od_noise *g, const uint32_t *u,
                                const int *bad, int nb, const uint32_t *v,
@@ -350,18 +345,13 @@ static int od__wedge_pass_avx2(const od_noise *g, const uint32_t *u,
         /* od__exp_wedge(-x^2 / 2). */
         __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), xv), xv);
         __m256 n = _mm256_round_ps(
-            _mm256_mul_ps(t, _mm256_set1_ps(1.44269504f)),
+            _mm256_mul_ps(t, _mm256_set1_ps(OD__EXP_LOG2E)),
             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), t);
-        r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.42860677e-6f), r);
-        __m256 p = _mm256_set1_ps(1.0f / 5040);
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+        __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(OD__EXP_NLN2_HI), t);
+        r = _mm256_fmadd_ps(n, _mm256_set1_ps(OD__EXP_NLN2_LO), r);
+        __m256 p = _mm256_set1_ps(od__exp_taylor[0]);
+        for (int k = 1; k < 8; k++)
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(od__exp_taylor[k]));
         __m256 e = _mm256_mul_ps(
             p, _mm256_castsi256_ps(_mm256_slli_epi32(
                    _mm256_add_epi32(_mm256_cvtps_epi32(n),
@@ -382,8 +372,8 @@ static int od__wedge_pass_avx2(const od_noise *g, const uint32_t *u,
             }
         }
     }
-    int rest = od__wedge_pass_body(g, u, bad + b, nb - b, v + b, std, scale,
-                                   x, add, later + nl);
+    int rest = od__wedge_pass(g, u, bad + b, nb - b, v + b, std, scale, x,
+                              add, later + nl);
     for (int i = 0; i < rest; i++)
         later[nl + i] += b;
     return nl + rest;
@@ -423,18 +413,13 @@ static int od__wedge_pass_avx512(const od_noise *g, const uint32_t *u,
         /* od__exp_wedge(-x^2 / 2). */
         __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), xv), xv);
         __m512 n = _mm512_roundscale_ps(
-            _mm512_mul_ps(t, _mm512_set1_ps(1.44269504f)),
+            _mm512_mul_ps(t, _mm512_set1_ps(OD__EXP_LOG2E)),
             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), t);
-        r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.42860677e-6f), r);
-        __m512 p = _mm512_set1_ps(1.0f / 5040);
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+        __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(OD__EXP_NLN2_HI), t);
+        r = _mm512_fmadd_ps(n, _mm512_set1_ps(OD__EXP_NLN2_LO), r);
+        __m512 p = _mm512_set1_ps(od__exp_taylor[0]);
+        for (int k = 1; k < 8; k++)
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(od__exp_taylor[k]));
         __m512 e = _mm512_mul_ps(
             p, _mm512_castsi512_ps(_mm512_slli_epi32(
                    _mm512_add_epi32(_mm512_cvtps_epi32(n),
