@@ -2,7 +2,7 @@
  * process, on 1 and 2 threads, with the machine's own FMA peak as the yard
  * stick.
  *
- *   bench_gemm [--quick] [--json FILE]
+ *   bench_gemm [--quick] [--json FILE] [--only TEXT]
  *
  * Peak: independent FMA chains on the widest vectors the selected ISA has
  * (zmm for AVX-512, ymm for AVX2), on 1 thread and on every thread of a pool
@@ -61,11 +61,13 @@ typedef struct bench_result {
     int threads;
     double ondev_gflops, blas_gflops; /* blas 0 when OpenBLAS is absent */
     double max_rel_diff;              /* ondev against OpenBLAS */
+    double peak_gflops; /* FMA peak measured between ondev's repeats */
 } bench_result;
 
 typedef struct bench_opts {
     int quick;
     const char *json;
+    const char *only; /* run only shapes whose name contains this */
     double min_repeat_s; /* length of one repeat of the FMA peak loop */
     double budget_s;     /* time spent timing one GEMM configuration */
     int repeats;
@@ -149,36 +151,52 @@ static void peak_task(void *ctx_, int task, int worker)
 #endif
 }
 
+/* One run of ctx's loop on every thread of pool (NULL: one thread);
+ * returns its GFLOP/s. */
+static double peak_run(peak_ctx *ctx, od_pool *pool, double *seconds)
+{
+    uint64_t t0 = od_now_ns();
+    atomic_store(&ctx->started, 0);
+    od_pool_run(pool, ctx->ntasks, peak_task, ctx);
+    double dt = (double)(od_now_ns() - t0) * 1e-9;
+    if (seconds)
+        *seconds = dt;
+    return peak_flops_per_iter(ctx->isa) * ctx->iters * ctx->ntasks / dt *
+           1e-9;
+}
+
+/* Set ctx up for pool with a loop that lasts at least repeat_s; 0 when the
+ * ISA has no FMA (ctx then does nothing). */
+static int peak_init(peak_ctx *ctx, od_pool *pool, double repeat_s)
+{
+    od_isa isa = od_cpu_isa();
+    memset(ctx, 0, sizeof *ctx);
+    if (isa == OD_ISA_PORTABLE || !HAVE_X86)
+        return 0;
+    ctx->isa = isa;
+    ctx->iters = 1 << 10;
+    ctx->ntasks = od_pool_threads(pool);
+    /* Grow the loop until one run lasts repeat_s; short runs let the best
+     * fall between the time slices of other processes. */
+    for (;;) {
+        double dt;
+        peak_run(ctx, pool, &dt);
+        if (dt >= repeat_s)
+            return 1;
+        ctx->iters *= 2;
+    }
+}
+
 /* Peak GFLOP/s over all threads of pool (NULL: one thread); 0 when the ISA
  * has no FMA. */
 static double measure_peak(od_pool *pool, const bench_opts *o)
 {
-    od_isa isa = od_cpu_isa();
-    if (isa == OD_ISA_PORTABLE || !HAVE_X86)
+    peak_ctx ctx;
+    if (!peak_init(&ctx, pool, o->min_repeat_s))
         return 0.0;
-    int nt = od_pool_threads(pool);
-    peak_ctx ctx = {.isa = isa, .iters = 1 << 16, .ntasks = nt};
-    /* Grow the loop until one run lasts min_repeat_s; short runs let the
-     * best fall between the time slices of other processes. */
-    for (;;) {
-        uint64_t t0 = od_now_ns();
-        atomic_store(&ctx.started, 0);
-        od_pool_run(pool, nt, peak_task, &ctx);
-        double dt = (double)(od_now_ns() - t0) * 1e-9;
-        if (dt >= o->min_repeat_s)
-            break;
-        ctx.iters *= 2;
-    }
     double best = 0.0;
-    for (int r = 0; r < o->repeats + 2; r++) {
-        uint64_t t0 = od_now_ns();
-        atomic_store(&ctx.started, 0);
-        od_pool_run(pool, nt, peak_task, &ctx);
-        double dt = (double)(od_now_ns() - t0) * 1e-9;
-        double g = peak_flops_per_iter(isa) * ctx.iters * nt / dt * 1e-9;
-        if (g > best)
-            best = g;
-    }
+    for (int r = 0; r < o->repeats + 2; r++)
+        best = fmax(best, peak_run(&ctx, pool, NULL));
     return best;
 }
 
@@ -267,9 +285,17 @@ static void gemm_call(const gemm_args *g)
 /* Best seconds per call: calls are timed in batches of at least
  * OD_BATCH_S, and batches repeat until o->budget_s has passed (and at least
  * o->repeats times). Short batches let the best one fall between the
- * time slices of other processes on a busy machine. */
+ * time slices of other processes on a busy machine.
+ *
+ * With peak set, a run of the FMA peak loop follows each batch, on the
+ * same threads, and *peak_gflops gets the best of those runs. A virtual
+ * machine's speed can drift by a fifth within a minute, so a product is
+ * judged against the peak of the same seconds, not of the program's
+ * start. */
 #define OD_BATCH_S 2e-4
-static double best_time_s(const gemm_args *g, const bench_opts *o)
+#define PEAK_BESIDE_S 5e-4 /* one run of the peak loop between repeats */
+static double best_time_s(const gemm_args *g, const bench_opts *o,
+                          peak_ctx *peak, double *peak_gflops)
 {
     gemm_call(g);
     long calls = 1;
@@ -282,7 +308,7 @@ static double best_time_s(const gemm_args *g, const bench_opts *o)
             break;
         calls *= 2;
     }
-    double best = 1e30, spent = 0.0;
+    double best = 1e30, spent = 0.0, best_peak = 0.0;
     for (int r = 0; r < o->repeats || spent < o->budget_s; r++) {
         uint64_t t0 = od_now_ns();
         for (long i = 0; i < calls; i++)
@@ -291,7 +317,11 @@ static double best_time_s(const gemm_args *g, const bench_opts *o)
         spent += dt;
         if (dt / calls < best)
             best = dt / calls;
+        if (peak)
+            best_peak = fmax(best_peak, peak_run(peak, g->pool, NULL));
     }
+    if (peak_gflops)
+        *peak_gflops = best_peak;
     return best;
 }
 
@@ -311,8 +341,8 @@ static float *alloc_random(od_rng *r, size_t n)
  * threads keep spinning for a while after a call, so main() times all of
  * ondev first and all of OpenBLAS after. */
 static void bench_shape_run(const bench_shape *s, int threads, od_pool *pool,
-                            int use_blas, const bench_opts *o,
-                            bench_result *res)
+                            int use_blas, peak_ctx *peak,
+                            const bench_opts *o, bench_result *res)
 {
     od_rng r;
     od_rng_seed(&r, 1, (uint64_t)s->m * 131 + (uint64_t)s->n * 7 + s->k);
@@ -331,11 +361,12 @@ static void bench_shape_run(const bench_shape *s, int threads, od_pool *pool,
     if (use_blas)
         openblas_set_num_threads(threads);
 #endif
-    double gflops = flops / best_time_s(&g, o) * 1e-9;
-    if (use_blas)
-        res->blas_gflops = gflops;
-    else
-        res->ondev_gflops = gflops;
+    if (use_blas) {
+        res->blas_gflops = flops / best_time_s(&g, o, NULL, NULL) * 1e-9;
+    } else {
+        res->ondev_gflops =
+            flops / best_time_s(&g, o, peak, &res->peak_gflops) * 1e-9;
+    }
 
 #if defined(ONDEV_HAVE_OPENBLAS)
     /* Sanity: one fresh product each way must agree. */
@@ -419,6 +450,14 @@ static const char *blas_core(void)
 #endif
 }
 
+/* The FMA peak r is judged against: the one measured between its own
+ * repeats, or the program's first one when that is missing. */
+static double peak_of(const bench_result *r,
+                      const double peak[MAX_THREADS + 1])
+{
+    return r->peak_gflops > 0.0 ? r->peak_gflops : peak[r->threads];
+}
+
 /* ondev's GFLOP/s for the same shape on 1 thread (results are stored as
  * consecutive thread counts per shape). */
 static double one_thread_gflops(const bench_result *res, int i)
@@ -429,13 +468,14 @@ static double one_thread_gflops(const bench_result *res, int i)
 static void print_table(const bench_result *res, int nres,
                         const double peak[MAX_THREADS + 1])
 {
-    printf("\n%-30s %5s %5s %5s %3s %8s %6s %6s %9s %6s\n", "shape", "m",
-           "n", "k", "thr", "ondev", "%peak", "x1thr", "OpenBLAS", "ratio");
+    printf("\n%-30s %5s %5s %5s %3s %8s %6s %6s %6s %9s %6s\n", "shape",
+           "m", "n", "k", "thr", "ondev", "peak", "%peak", "x1thr",
+           "OpenBLAS", "ratio");
     double sum_pct[MAX_THREADS + 1] = {0};
     int count[MAX_THREADS + 1] = {0};
     for (int i = 0; i < nres; i++) {
         const bench_result *r = &res[i];
-        double pk = peak[r->threads];
+        double pk = peak_of(r, peak);
         char pct[16] = "n/a", blas[16] = "n/a", ratio[16] = "n/a";
         char speedup[16] = "";
         if (pk > 0.0) {
@@ -453,12 +493,13 @@ static void print_table(const bench_result *res, int nres,
             snprintf(ratio, sizeof ratio, "%.2f",
                      r->ondev_gflops / r->blas_gflops);
         }
-        printf("%-30s %5d %5d %5d %3d %8.1f %6s %6s %9s %6s\n", r->s.name,
-               r->s.m, r->s.n, r->s.k, r->threads, r->ondev_gflops, pct,
-               speedup, blas, ratio);
+        printf("%-30s %5d %5d %5d %3d %8.1f %6.1f %6s %6s %9s %6s\n",
+               r->s.name, r->s.m, r->s.n, r->s.k, r->threads, r->ondev_gflops,
+               pk, pct, speedup, blas, ratio);
     }
-    printf("GFLOP/s; %%peak against the measured FMA peak of the same "
-           "thread count; x1thr: ondev's speed-up over its 1-thread figure.\n");
+    printf("GFLOP/s; peak: the FMA peak of the same thread count, measured "
+           "between ondev's repeats of that product; x1thr: ondev's speed-up "
+           "over its 1-thread figure.\n");
     for (int t = 1; t <= MAX_THREADS; t++)
         if (count[t] > 0)
             printf("mean %%peak over the training shapes, %d thread(s): "
@@ -482,16 +523,17 @@ static int write_json(FILE *f, const char *path, const bench_result *res,
     fprintf(f, " \"results\": [\n");
     for (int i = 0; i < nres; i++) {
         const bench_result *r = &res[i];
-        double pk = peak[r->threads];
+        double pk = peak_of(r, peak);
         fprintf(f,
                 "  {\"name\": \"%s\", \"form\": \"%s\", \"m\": %d, \"n\": %d, "
                 "\"k\": %d, \"trans_a\": %d, \"trans_b\": %d, \"beta\": %g, "
                 "\"threads\": %d, \"ondev_gflops\": %.3f, "
-                "\"ondev_pct_peak\": %.2f, \"openblas_gflops\": %.3f, "
+                "\"peak_gflops\": %.3f, \"ondev_pct_peak\": %.2f, "
+                "\"openblas_gflops\": %.3f, "
                 "\"ratio\": %.4f, \"max_rel_diff\": %.3g}%s\n",
                 r->s.name, r->s.form, r->s.m, r->s.n, r->s.k, r->s.trans_a,
                 r->s.trans_b, (double)r->s.beta, r->threads, r->ondev_gflops,
-                pk > 0.0 ? 100.0 * r->ondev_gflops / pk : 0.0, r->blas_gflops,
+                pk, pk > 0.0 ? 100.0 * r->ondev_gflops / pk : 0.0, r->blas_gflops,
                 r->blas_gflops > 0.0 ? r->ondev_gflops / r->blas_gflops : 0.0,
                 r->max_rel_diff, i + 1 < nres ? "," : "");
     }
@@ -505,9 +547,10 @@ static int write_json(FILE *f, const char *path, const bench_result *res,
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_gemm [--quick] [--json FILE]\n"
+    fprintf(f, "usage: bench_gemm [--quick] [--json FILE] [--only TEXT]\n"
                "  --quick      small shapes and short repeats (smoke test)\n"
-               "  --json FILE  also write the figures to FILE\n");
+               "  --json FILE  also write the figures to FILE\n"
+               "  --only TEXT  only the shapes whose name contains TEXT\n");
 }
 
 int main(int argc, char **argv)
@@ -518,6 +561,8 @@ int main(int argc, char **argv)
             o.quick = 1;
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
             o.json = argv[++i];
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            o.only = argv[++i];
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -555,12 +600,22 @@ int main(int argc, char **argv)
     printf("FMA peak: %.1f GFLOP/s on 1 thread, %.1f on 2 (%.2fx)\n", peak[1],
            peak[2], peak[1] > 0.0 ? peak[2] / peak[1] : 0.0);
     double ceiling = measure_kernel_ceiling(&o);
+    peak_ctx pctx[MAX_THREADS + 1];
+    for (int t = 1; t <= MAX_THREADS; t++)
+        peak_init(&pctx[t], t == 1 ? NULL : pool2, PEAK_BESIDE_S);
     printf("micro-kernel alone on L1-resident panels, 1 thread: %.1f GFLOP/s "
            "(%.1f %% of the FMA peak)\n", ceiling,
            peak[1] > 0.0 ? 100.0 * ceiling / peak[1] : 0.0);
 
     bench_shape shapes[64];
     int nshapes = make_shapes(shapes, o.quick);
+    if (o.only) {
+        int kept = 0;
+        for (int i = 0; i < nshapes; i++)
+            if (strstr(shapes[i].name, o.only))
+                shapes[kept++] = shapes[i];
+        nshapes = kept;
+    }
     bench_result *res = calloc((size_t)nshapes * MAX_THREADS, sizeof *res);
     if (!res) {
         fprintf(stderr, "bench_gemm: out of memory\n");
@@ -577,7 +632,7 @@ int main(int argc, char **argv)
             for (int t = 1; t <= MAX_THREADS; t++) {
                 bench_result *r = &res[i * MAX_THREADS + t - 1];
                 bench_shape_run(&shapes[i], t, t == 1 ? NULL : pool2, lib,
-                                &o, r);
+                                pctx[t].ntasks ? &pctx[t] : NULL, &o, r);
                 fprintf(stderr, "  %-30s t=%d %-8s %7.1f GFLOP/s\n",
                         r->s.name, t, lib ? "OpenBLAS" : "ondev",
                         lib ? r->blas_gflops : r->ondev_gflops);

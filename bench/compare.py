@@ -161,7 +161,8 @@ def gemm_summary(out_dir):
                      f"over {len(vals)} shapes")
         if fma_peak:
             text += (f"\n%peak: ondev against the FMA peak bench_gemm measured"
-                     f" (ISA {isa}): " + ", ".join(
+                     f" between its repeats of each product (ISA {isa});"
+                     f" at the start of the run: " + ", ".join(
                          f"{g:.1f} GFLOP/s on {t} thread(s)"
                          for t, g in sorted(fma_peak.items())))
         if cores:
