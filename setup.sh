@@ -23,6 +23,10 @@ packages=(
   gnuplot-nox python3 python3-h5py python3-numpy
   dataset-fashion-mnist bible-kjv bible-kjv-text
 )
+# The test suite also cross-builds every source file for aarch64.
+if [ "$what" = test ]; then
+  packages+=(gcc-aarch64-linux-gnu)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
