@@ -13,6 +13,8 @@ same_torch_<model>_t<N>.json) and prints these tables:
   same start both tools from ondev's initial parameters without shuffling:
              the loss at step 0, then test accuracy and training loss after
              each epoch, side by side
+  recipe     test accuracy after each epoch of both tools trained with
+             momentum and a cosine schedule (recipe_<tool>_<model>_t2.json)
 
 Parts that did not run are left out with a note. Usage:
     /usr/bin/python3 bench/compare.py bench/out [--json summary.json]
@@ -181,12 +183,13 @@ def samples_per_s(doc):
     return sps
 
 
-def train_summary(out_dir):
+def train_summary(out_dir, prefix="train"):
+    """Speed and per-epoch accuracy of the PREFIX_<tool>_<model>_t<N> runs."""
     speed_rows, acc_rows, records = [], [], []
-    pattern = os.path.join(out_dir, "train_*_t*.json")
+    pattern = os.path.join(out_dir, prefix + "_*_t*.json")
     runs = {}
     for path in glob.glob(pattern):
-        m = re.match(r"train_(ondev|torch)_(.+)_t(\d+)\.json$",
+        m = re.match(prefix + r"_(ondev|torch)_(.+)_t(\d+)\.json$",
                      os.path.basename(path))
         if m:
             key = (m.group(2), int(m.group(3)))
@@ -335,6 +338,7 @@ def main():
     gemm_text, gemm_records = gemm_summary(args.out_dir)
     speed_text, acc_text, train_records = train_summary(args.out_dir)
     same_text, same_records = same_summary(args.out_dir)
+    _, recipe_text, recipe_records = train_summary(args.out_dir, "recipe")
 
     if machine:
         print(f"machine: {machine.get('cpu')}, {machine.get('cores')} cores, "
@@ -360,11 +364,18 @@ def main():
           "images in stored order\n(batch 64, SGD lr 0.05; diff = ondev - "
           "PyTorch)")
     print(same_text or "  (no same-start results)")
+    if recipe_text:
+        print()
+        print("Recipe: SGD momentum 0.9, lr 0.02 on a per-step cosine to 0, "
+              "batch 64; test accuracy\nafter each epoch (each tool's own "
+              "initialisation and shuffles)")
+        print(recipe_text)
 
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(machine=machine, gemm=gemm_records,
-                           training=train_records, same_start=same_records),
+                           training=train_records, same_start=same_records,
+                           recipe=recipe_records),
                       f, indent=1)
             f.write("\n")
     return 0

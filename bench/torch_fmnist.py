@@ -5,8 +5,8 @@ set side by side.
 
 Same models (layer for layer), PyTorch's default initialisation, the same
 Debian gzip IDX files read with gzip + numpy (pixels / 255), shuffled batches
-of 64 with the last partial batch kept, plain SGD (no momentum), test accuracy
-after every epoch. Only the training loop is timed (shuffle, batch gather,
+of 64 with the last partial batch kept, plain SGD (no momentum) unless
+--momentum and --schedule say otherwise, test accuracy after every epoch. Only the training loop is timed (shuffle, batch gather,
 forward, loss, backward, step); loading and evaluation are not.
 
 PyTorch's best configuration: a knowledgeable user would try oneDNN
@@ -36,6 +36,7 @@ import ctypes
 import gzip
 import itertools
 import json
+import math
 import os
 import struct
 import subprocess
@@ -232,11 +233,20 @@ def worker(args):
     if args.channels_last:
         layout = torch.channels_last
         model = model.to(memory_format=layout)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr,
+                          momentum=args.momentum)
     shuffle = torch.Generator()
     shuffle.manual_seed(args.seed)
     n = x_train.shape[0]
     bs = args.batch_size
+    # ondev's cosine schedule, per step: step t of T trains at
+    # lr (1 + cos(pi t / T)) / 2, T = every step of every epoch.
+    total_steps = args.epochs * ((n + bs - 1) // bs)
+    sched = None
+    if args.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: (1.0 + math.cos(math.pi * min(t, total_steps)
+                                           / total_steps)) / 2.0)
 
     def step(idx):
         xb = x_train[idx].contiguous(memory_format=layout)
@@ -245,6 +255,8 @@ def worker(args):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         return loss.item()
 
     def evaluate():
@@ -270,7 +282,8 @@ def worker(args):
 
     out = {
         "tool": "torch_fmnist", "model": args.model, "threads": args.threads,
-        "batch_size": bs, "lr": args.lr, "seed": args.seed,
+        "batch_size": bs, "lr": args.lr, "momentum": args.momentum,
+        "schedule": args.schedule, "seed": args.seed,
         "mkldnn": bool(args.mkldnn), "channels_last": bool(args.channels_last),
         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", ""),
         "openblas_core": (blas.openblas_get_corename().decode()
@@ -351,6 +364,7 @@ def run_worker(args, coretype, flags, extra):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker",
            "--model", args.model, "--threads", n,
            "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+           "--momentum", str(args.momentum), "--schedule", args.schedule,
            "--seed", str(args.seed), "--train-limit", str(args.train_limit),
            "--test-limit", str(args.test_limit)] + flags + extra
     if args.init:
@@ -409,6 +423,11 @@ def main():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--schedule", choices=("constant", "cosine"),
+                    default="constant",
+                    help="cosine: the learning rate falls from --lr to 0 "
+                         "over all steps, as ondev's schedule=cosine")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true",
                     help="small subsets and short timing runs (smoke test)")
