@@ -25,7 +25,7 @@ packages=(
 )
 # The test suite also cross-builds every source file for aarch64.
 if [ "$what" = test ]; then
-  packages+=(gcc-aarch64-linux-gnu)
+  packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 fi
 
 missing=()

@@ -12,13 +12,21 @@
 # installed, so they are compiled but not linked.
 #
 # Exit 77 (skipped) when the cross compiler is missing:
-#   apt-get install gcc-aarch64-linux-gnu
+#   apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 set -euo pipefail
 src=${ONDEV_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 cc=${ONDEV_AARCH64_CC:-aarch64-linux-gnu-gcc}
 if ! command -v "$cc" >/dev/null; then
   echo "check_aarch64: skipped: no $cc (apt-get install gcc-aarch64-linux-gnu)"
   exit 77
+fi
+# The compiler alone (installed without its recommends) has no C library
+# headers; the x86 ones would be picked up in their place and fail deep
+# inside glibc's headers.
+if ! echo '#include <stdio.h>' | "$cc" -E -x c - >/dev/null 2>&1; then
+  echo "check_aarch64: $cc has no C library headers:" \
+       "apt-get install libc6-dev-arm64-cross (./setup.sh test installs it)"
+  exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
