@@ -3,13 +3,17 @@
 
 Reads the JSON files bench/run writes (machine.json, gemm_ondev_<core>.json
 from bench_gemm, gemm_torch.json, train_ondev_<model>_t<N>.json,
-train_torch_<model>_t<N>.json, same_ondev_<model>_t<N>[_init|_step0].json,
-same_torch_<model>_t<N>.json) and prints these tables:
+train_torch_<model>_t<N>.json, seeds_<tool>_<model>_s<seed>.json,
+same_ondev_<model>_t<N>[_init|_step0].json, same_torch_<model>_t<N>.json)
+and prints these tables:
 
   GEMM       ondev GFLOP/s beside the best OpenBLAS kernel set and PyTorch's
              best, with ratios and bench_gemm's percent of peak
   training   samples/s of ondev and of PyTorch's best configuration, ratio
   accuracy   test accuracy after each epoch, side by side (random start)
+  seeds      one epoch's test accuracy over several random starts of each
+             tool: mean, spread, and the difference of the means with its
+             standard error
   same start both tools from ondev's initial parameters without shuffling:
              the loss at step 0, then test accuracy and training loss after
              each epoch, side by side
@@ -234,6 +238,47 @@ def train_summary(out_dir, prefix="train"):
     return speed, acc, records
 
 
+# ---- Random starts ----------------------------------------------------------
+
+def mean_sd(xs):
+    m = sum(xs) / len(xs)
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 else 0.0
+    return m, math.sqrt(var)
+
+
+def seeds_summary(out_dir):
+    """One epoch's test accuracy of each tool over seeds 1..N, in percent."""
+    acc = {}
+    for path in glob.glob(os.path.join(out_dir, "seeds_*_s*.json")):
+        m = re.match(r"seeds_(ondev|torch)_(.+)_s(\d+)\.json$",
+                     os.path.basename(path))
+        doc = load(path) if m else None
+        if doc and doc.get("test_accuracy") is not None:
+            acc.setdefault(m.group(2), {}).setdefault(m.group(1), {})[
+                int(m.group(3))] = 100.0 * doc["test_accuracy"]
+    rows, records = [], []
+    for model in sorted(acc):
+        od = acc[model].get("ondev", {})
+        tc = acc[model].get("torch", {})
+        if len(od) < 2 or len(tc) < 2:
+            continue
+        (m_od, sd_od), (m_tc, sd_tc) = mean_sd(list(od.values())), \
+            mean_sd(list(tc.values()))
+        diff = m_od - m_tc
+        se = math.sqrt(sd_od ** 2 / len(od) + sd_tc ** 2 / len(tc))
+        records.append(dict(model=model, ondev=od, torch=tc,
+                            ondev_mean=m_od, ondev_sd=sd_od, torch_mean=m_tc,
+                            torch_sd=sd_tc, diff=diff, diff_se=se))
+        rows.append([model, f"{len(od)}/{len(tc)}", f"{m_od:.2f}",
+                     f"{sd_od:.2f}", f"{min(od.values()):.2f}-"
+                     f"{max(od.values()):.2f}", f"{m_tc:.2f}", f"{sd_tc:.2f}",
+                     f"{min(tc.values()):.2f}-{max(tc.values()):.2f}",
+                     f"{diff:+.2f}", f"{se:.2f}"])
+    text = table(["model", "seeds", "ondev %", "sd", "range", "PyTorch %",
+                  "sd", "range", "diff", "se"], rows) if rows else ""
+    return text, records
+
+
 # ---- Same start -------------------------------------------------------------
 
 STEP0_TOLERANCE = 1e-5   # |ondev - PyTorch| of a loss at step 0
@@ -337,6 +382,7 @@ def main():
         machine = load(os.path.join(args.out_dir, "machine.json")) or {}
     gemm_text, gemm_records = gemm_summary(args.out_dir)
     speed_text, acc_text, train_records = train_summary(args.out_dir)
+    seeds_text, seeds_records = seeds_summary(args.out_dir)
     same_text, same_records = same_summary(args.out_dir)
     _, recipe_text, recipe_records = train_summary(args.out_dir, "recipe")
 
@@ -360,6 +406,12 @@ def main():
           "initialisation and shuffles)")
     print(acc_text or "  (no training results)")
     print()
+    if seeds_text:
+        print("One epoch over several random starts (batch 64, SGD lr 0.05, "
+              "1 thread): test accuracy,\nmean and sd over the seeds; diff = "
+              "ondev mean - PyTorch mean, se its standard error")
+        print(seeds_text)
+        print()
     print("Same start: ondev's initial parameters in both tools, training "
           "images in stored order\n(batch 64, SGD lr 0.05; diff = ondev - "
           "PyTorch)")
@@ -374,7 +426,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(machine=machine, gemm=gemm_records,
-                           training=train_records, same_start=same_records,
+                           training=train_records, seeds=seeds_records,
+                           same_start=same_records,
                            recipe=recipe_records),
                       f, indent=1)
             f.write("\n")

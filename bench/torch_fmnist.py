@@ -6,8 +6,9 @@ set side by side.
 Same models (layer for layer), PyTorch's default initialisation, the same
 Debian gzip IDX files read with gzip + numpy (pixels / 255), shuffled batches
 of 64 with the last partial batch kept, plain SGD (no momentum) unless
---momentum and --schedule say otherwise, test accuracy after every epoch. Only the training loop is timed (shuffle, batch gather,
-forward, loss, backward, step); loading and evaluation are not.
+--momentum and --schedule say otherwise, test accuracy after every epoch.
+Only the training loop is timed (shuffle, batch gather, forward, loss,
+backward, step); loading and evaluation are not.
 
 PyTorch's best configuration: a knowledgeable user would try oneDNN
 (torch.backends.mkldnn) on and off, channels_last for the CNN, and the
