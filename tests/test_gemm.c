@@ -268,7 +268,10 @@ static void test_gemm_k_zero(void **state)
 }
 
 /* Same inputs twice on 2 threads give the same bits; this driver also never
- * splits k across threads, so 1 thread gives those bits too. */
+ * splits k across threads, so 1 thread gives those bits too, whichever way
+ * it splits: columns (256 x 256), rows after a transposed A (256 x 784),
+ * rows where two column halves would each end in a 16-wide tile beside
+ * 48-wide ones (256 x 128 x 1024, op(B) packed by both tasks). */
 static void test_gemm_deterministic(void **state)
 {
     (void)state;
@@ -278,6 +281,7 @@ static void test_gemm_deterministic(void **state)
         {0, 1, 256, 256, 784, 0, 0, 0, 1.0f, 0.0f},
         {1, 0, 256, 784, 64, 0, 0, 0, 1.0f, 1.0f},
         {0, 0, 131, 67, 509, 1, 2, 3, -0.5f, 0.5f},
+        {0, 1, 256, 128, 1024, 0, 0, 0, 1.0f, 0.0f},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const gemm_case *g = &cases[i];
