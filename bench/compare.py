@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 
 
@@ -240,12 +241,6 @@ def train_summary(out_dir, prefix="train"):
 
 # ---- Random starts ----------------------------------------------------------
 
-def mean_sd(xs):
-    m = sum(xs) / len(xs)
-    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 else 0.0
-    return m, math.sqrt(var)
-
-
 def seeds_summary(out_dir):
     """One epoch's test accuracy of each tool over seeds 1..N, in percent."""
     acc = {}
@@ -262,8 +257,10 @@ def seeds_summary(out_dir):
         tc = acc[model].get("torch", {})
         if len(od) < 2 or len(tc) < 2:
             continue
-        (m_od, sd_od), (m_tc, sd_tc) = mean_sd(list(od.values())), \
-            mean_sd(list(tc.values()))
+        m_od, sd_od = statistics.mean(od.values()), statistics.stdev(
+            od.values())
+        m_tc, sd_tc = statistics.mean(tc.values()), statistics.stdev(
+            tc.values())
         diff = m_od - m_tc
         se = math.sqrt(sd_od ** 2 / len(od) + sd_tc ** 2 / len(tc))
         records.append(dict(model=model, ondev=od, torch=tc,

@@ -213,12 +213,20 @@ static void od__gemm_block(const od__gemm_job *job, int m0, int m1, int n0,
     }
 }
 
+/* Task `task`'s share [*u0, *u1) of `units` units spread evenly over
+ * ntasks. */
+static void od__share(int units, int ntasks, int task, int *u0, int *u1)
+{
+    *u0 = (int)((long long)units * task / ntasks);
+    *u1 = (int)((long long)units * (task + 1) / ntasks);
+}
+
 static void od__gemm_task(void *ctx, int task, int worker)
 {
     (void)worker;
     const od__gemm_job *job = ctx;
-    int u0 = (int)((long long)job->units * task / job->ntasks);
-    int u1 = (int)((long long)job->units * (task + 1) / job->ntasks);
+    int u0, u1;
+    od__share(job->units, job->ntasks, task, &u0, &u1);
     if (u0 == u1)
         return;
     if (job->split_n) {
@@ -250,23 +258,24 @@ static void od__gemm_scale_c(int m, int n, float beta, float *c, size_t ldc)
     }
 }
 
-/* Whether spreading `units` units of `unit` columns (of n) evenly over
- * ntasks leaves some task's columns ending in a tile of one vector or
- * less beside full tiles of three or more: the micro-kernel's least
+/* Whether splitting job's columns, in its units, over ntasks leaves some
+ * task's columns ending in a tile of one vector or less beside full tiles
+ * of three or more: the micro-kernel's least
  * efficient shape (a 16-wide tile beside 48-wide ones on AVX-512 loads a
  * row of B and broadcasts 8 elements of A for 8 FMAs, against 11 loads
  * for 24 in a full tile). With tiles of two vectors (AVX2's 6 x 16) the
  * narrow tile costs less, and splitting by rows instead measured as
  * much lost as won (AVX2 kernels on a Xeon, 784-256 layer: -3 % to +6 %). */
-static int od__split_leaves_narrow_edge(int n, int unit, int units,
-                                        int ntasks, int nr, int vec)
+static int od__split_leaves_narrow_edge(const od__gemm_job *job,
+                                        int ntasks)
 {
+    const int nr = job->arch->nr, vec = job->arch->vec;
     if (nr < 3 * vec)
         return 0;
     for (int t = 0; t < ntasks; t++) {
-        int u0 = (int)((long long)units * t / ntasks);
-        int u1 = (int)((long long)units * (t + 1) / ntasks);
-        int tail = (od__min(u1 * unit, n) - u0 * unit) % nr;
+        int u0, u1;
+        od__share(job->units, ntasks, t, &u0, &u1);
+        int tail = (od__min(u1 * job->unit, job->n) - u0 * job->unit) % nr;
         if (tail > 0 && tail <= vec)
             return 1;
     }
@@ -329,8 +338,7 @@ static void od__gemm_run(od_pool *pool, const od__gemm_arch *arch,
         mtiles >= 2 * nthreads &&
         ((job.trans_a && job.b_in_place) ||
          ((job.b_in_place || m >= OD__GEMM_REPACK_MIN_ROWS * nthreads) &&
-          od__split_leaves_narrow_edge(n, job.unit, job.units, nthreads, NR,
-                                       job.arch->vec)));
+          od__split_leaves_narrow_edge(&job, nthreads)));
     job.split_n = 1;
     job.ntasks = 1;
     if (nthreads > 1 && flops >= OD__GEMM_PAR_MIN_FLOPS) {
@@ -399,8 +407,8 @@ static void od__swap_back_task(void *ctx, int task, int worker)
 {
     (void)worker;
     const od__swap_back_job *j = ctx;
-    int i0 = (int)((long long)j->m * task / j->ntasks);
-    int i1 = (int)((long long)j->m * (task + 1) / j->ntasks);
+    int i0, i1;
+    od__share(j->m, j->ntasks, task, &i0, &i1);
     od__swap_back_rows(j, i0, i1);
 }
 
